@@ -1,0 +1,1183 @@
+"""The demo health board: people, units, measures, 18 months of data, cases and history.
+
+``load_demo`` fills an *empty* database with a plausible "Demo Health Board" run on
+framework A (``iqpf``, DOMAIN.md), so that the first monthly review has something to say:
+
+* most units sit at Level 1 with green and amber measures;
+* Surgery (SURG) and Unscheduled Care (UNSCH) have two key deliverables missing target for
+  three or more consecutive recent months (2a evidence); Surgery is already at Level 2a
+  (Executive Team decision three months ago), Mental Health (MHLD) at Level 3 after 2a;
+* Medicine (MED) has inpatient falls worsening for eight months running (an SPC trend);
+* Primary Care & Community (PCC) has one month missing on one measure (a data-quality warning);
+* in the latest month exactly two units breach the Level 2b finance trigger (seed 000, 7.8
+  table: overspend > £0.5m year to date or > £1m forecast): UNSCH on year-to-date, WACH on
+  forecast only; MED sits just under the YTD threshold; Finance (FIN) underspends.
+
+Every number comes from ``random.Random(seed)`` (never the global generator) in a fixed order,
+so the same seed and the same ``today`` give identical data. Values are generated in
+"goodness" units: ``g = direction * (value - target) / tolerance`` (positive = better than
+target, -1 = one tolerance worse than target), which lets one generator serve every measure.
+
+The loader only flushes; the caller commits (``escalate demo``).
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from random import Random
+
+import sqlalchemy as sa
+
+from state_machines import get_framework
+from workflow_app.clock import today_london, utcnow
+from workflow_app.extensions import db
+from workflow_app.models.cases import (
+    Concern,
+    Decision,
+    DecisionSignature,
+    EscalationCase,
+    LevelChange,
+)
+from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual, TrajectoryValue
+from workflow_app.models.org import Domain, Person, RoleGrant, Unit
+from workflow_app.models.roles import (
+    CEO,
+    COMMITTEE_MEMBER,
+    DIRECTORATE_LEAD,
+    EXECUTIVE_DIRECTOR,
+    PERFORMANCE_TEAM,
+    ROLE_TITLES,
+    SYSTEM_ADMIN,
+)
+from workflow_app.services.audit import record_event
+from workflow_app.services.org import open_cases_for_unit
+from workflow_app.services.passwords import hash_password
+
+DEMO_SEED = 2026
+DEMO_FRAMEWORK = "iqpf"
+DEMO_EMAIL_DOMAIN = "demo.escalate.test"
+MIN_MONTHS = 12  # the story (Mental Health's history) needs a year of data
+
+# Demo only: printed by ``escalate demo`` and shown on the demo log-in page.
+DEMO_PASSWORDS: dict[str, str] = {  # noqa: S105 - published demo credentials
+    CEO: "demo-ceo-password",
+    EXECUTIVE_DIRECTOR: "demo-executive-password",
+    DIRECTORATE_LEAD: "demo-lead-password",
+    PERFORMANCE_TEAM: "demo-performance-password",
+    COMMITTEE_MEMBER: "demo-committee-password",
+    SYSTEM_ADMIN: "demo-admin-password",
+}
+
+# 2b thresholds (seed 000, 7.8 table; iqpf.yaml trigger finance_overspend). The demo keeps
+# every unit under them in every month except the two designed breaches in the latest month.
+YTD_THRESHOLD = 500_000
+FORECAST_THRESHOLD = 1_000_000
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    """One demo user a visitor can sign in as."""
+
+    role: str
+    role_title: str
+    name: str
+    email: str
+    password: str
+
+
+# role -> (name, e-mail local part, job title)
+_LOGIN_PEOPLE: dict[str, tuple[str, str, str]] = {
+    CEO: ("Carys Llewellyn", "ceo", "Chief Executive"),
+    EXECUTIVE_DIRECTOR: ("Gareth Bowen", "director.operations", "Director of Operations"),
+    DIRECTORATE_LEAD: ("Dr Bethan Griffiths", "surgery.lead", "Clinical Director, Surgery"),
+    PERFORMANCE_TEAM: ("Owain Davies", "performance.team", "Head of Performance"),
+    COMMITTEE_MEMBER: (
+        "Professor Alun Thomas",
+        "committee.member",
+        "Independent Member; Chair, Delivery and Performance Committee",
+    ),
+    SYSTEM_ADMIN: ("Sam Okafor", "sysadmin", "Digital Services Systems Administrator"),
+}
+
+
+def demo_logins() -> list[DemoLogin]:
+    """The demo log-ins, one per built-in role, in a stable order."""
+    return [
+        DemoLogin(
+            role=role,
+            role_title=ROLE_TITLES[role],
+            name=name,
+            email=f"{local}@{DEMO_EMAIL_DOMAIN}",
+            password=DEMO_PASSWORDS[role],
+        )
+        for role, (name, local, _title) in _LOGIN_PEOPLE.items()
+    ]
+
+
+# --- the organisation ----------------------------------------------------------------------
+
+DOMAINS: tuple[tuple[str, str], ...] = (
+    ("access_activity", "Access & Activity"),
+    ("quality_safety_experience", "Quality, Safety & Patient Experience"),
+    ("finance_value", "Finance & Value"),
+    ("workforce_culture", "Workforce & Culture"),
+    ("leadership", "Leadership (Well-led)"),
+)
+
+# key -> (name, job title); executive directors (the demo executive is "ops").
+_EXECUTIVES: dict[str, tuple[str, str]] = {
+    "finance": ("Helen Pritchard", "Director of Finance"),
+    "medical": ("Dr Rajesh Menon", "Medical Director"),
+    "nursing": ("Eleri Vaughan", "Director of Nursing & Midwifery"),
+    "workforce": ("Mark Jenkins", "Director of Workforce & OD"),
+    "planning": ("Nia Roberts", "Director of Planning & Performance"),
+}
+_ANALYSTS = (
+    ("Ffion Hughes", "Senior Performance Analyst"),
+    ("Tom Ashworth", "Information Analyst"),
+)
+_COMMITTEE = (
+    ("Janet Morris", "Independent Member (Finance)"),
+    ("Dilwyn Parry", "Vice Chair"),
+)
+# Leads and budget holders that are not demo log-ins: key -> (name, job title).
+_STAFF: dict[str, tuple[str, str]] = {
+    "unsch_lead": ("Dr Siân Rees", "Clinical Director, Unscheduled Care"),
+    "unsch_gm": ("Kevin Lloyd", "General Manager, Unscheduled Care"),
+    "surg_gm": ("Ioan Price", "General Manager, Surgery"),
+    "med_lead": ("Dr Emma Watkins", "Clinical Director, Medicine"),
+    "med_gm": ("Rhodri Evans", "General Manager, Medicine"),
+    "wach_lead": ("Angharad Lewis", "Director of Midwifery and Women & Children"),
+    "mhld_lead": ("Dr Paul Hargreaves", "Clinical Director, Mental Health & Learning Disabilities"),
+    "mhld_gm": ("Lowri Jones", "Head of Service, Mental Health & Learning Disabilities"),
+    "pcc_lead": ("Huw Edwards", "Director of Primary Care & Community Services"),
+    "css_lead": ("Dr Priya Shah", "Clinical Director, Clinical Support Services"),
+    "css_gm": ("Gethin Morgan", "General Manager, Clinical Support Services"),
+    "fin_lead": ("Claire Phillips", "Deputy Director of Finance"),
+    "wod_lead": ("Rebecca Hall", "Deputy Director of Workforce & OD"),
+    "est_lead": ("Dafydd James", "Head of Estates & Facilities"),
+    "sdih_lead": ("Martin Cole", "Hospital Director, St Dyfrig Independent Hospital"),
+    "cchs_lead": ("Catrin Powell", "Managing Director, Cwm Community Health Services"),
+    "commissioning": ("Sarah Bennett", "Head of Commissioning"),
+}
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    code: str
+    name: str
+    kind: str
+    executive: str  # key in _EXECUTIVES, or "ops" for the demo executive director
+    lead: str  # key in _STAFF, or "demo_lead"
+    budget_holder: str
+    annual_budget: int  # GBP, latest financial year
+    measures: tuple[str, ...]  # keys in MEASURES
+    finance: tuple[int, int] | None = None  # fixed (YTD, forecast) variance in the latest month
+
+
+UNITS: tuple[UnitSpec, ...] = (
+    UnitSpec(
+        "UNSCH",
+        "Unscheduled Care",
+        "operational_directorate",
+        "ops",
+        "unsch_lead",
+        "unsch_gm",
+        64_300_000,
+        ("ED4H", "AMBH", "ED12H", "SEPSIS", "COMPL30", "AGENCY", "SICK", "MANDTR", "RISKREV"),
+        finance=(742_310, 968_400),  # breaches 2b on YTD only
+    ),
+    UnitSpec(
+        "SURG",
+        "Surgery",
+        "operational_directorate",
+        "ops",
+        "demo_lead",
+        "surg_gm",
+        78_900_000,
+        ("RTT18", "CANC62", "THEAT", "CDIFF", "VTE", "AGENCY", "CIP", "SICK", "APPR"),
+    ),
+    UnitSpec(
+        "MED",
+        "Medicine",
+        "operational_directorate",
+        "ops",
+        "med_lead",
+        "med_gm",
+        71_400_000,
+        ("LOS", "MFFD", "STROKE", "FALLS", "PU", "AGENCY", "SICK", "VAC", "MANDTR"),
+        finance=(480_120, 912_000),  # close to, but under, both thresholds
+    ),
+    UnitSpec(
+        "WACH",
+        "Women & Children",
+        "operational_directorate",
+        "nursing",
+        "wach_lead",
+        "wach_lead",
+        38_200_000,
+        ("ANTE10", "IMMS", "PAEDOP", "CTG", "COMPL30", "AGENCY", "SICK", "MANDTR"),
+        finance=(412_650, 1_126_000),  # breaches 2b on forecast only
+    ),
+    UnitSpec(
+        "MHLD",
+        "Mental Health & Learning Disabilities",
+        "operational_directorate",
+        "nursing",
+        "mhld_lead",
+        "mhld_gm",
+        52_600_000,
+        ("MHPART1", "CAMHS28", "PSYTH", "CTP", "RESTR", "AGENCY", "SICK", "APPR", "AUDACT"),
+    ),
+    UnitSpec(
+        "PCC",
+        "Primary Care & Community",
+        "operational_directorate",
+        "planning",
+        "pcc_lead",
+        "pcc_lead",
+        88_100_000,
+        ("COMM14", "GPOOH", "THER14", "CPU", "COMPL30", "AGENCY", "CIP", "SICK", "MANDTR"),
+    ),
+    UnitSpec(
+        "CSS",
+        "Clinical Support Services",
+        "operational_directorate",
+        "medical",
+        "css_lead",
+        "css_gm",
+        45_300_000,
+        ("DIAG6", "RADREP", "PATH24", "MEDREC", "INCID", "AGENCY", "SICK", "VAC"),
+    ),
+    UnitSpec(
+        "FIN",
+        "Finance",
+        "corporate_department",
+        "finance",
+        "fin_lead",
+        "fin_lead",
+        9_600_000,
+        ("PSPP", "BUDREP", "PAYACC", "AGENCY", "CIP", "SICK", "APPR", "AUDACT"),
+        finance=(-186_400, -240_000),  # underspending
+    ),
+    UnitSpec(
+        "WOD",
+        "Workforce & OD",
+        "corporate_department",
+        "workforce",
+        "wod_lead",
+        "wod_lead",
+        6_300_000,
+        ("TTH", "DBS", "ERCASE", "OHREF", "AGENCY", "SICK", "MANDTR", "RISKREV"),
+    ),
+    UnitSpec(
+        "EST",
+        "Estates & Facilities",
+        "corporate_department",
+        "finance",
+        "est_lead",
+        "est_lead",
+        31_200_000,
+        ("URGJOB", "PORTER", "CLEAN", "FIRERA", "AGENCY", "SICK", "VAC", "RISKREV"),
+    ),
+    UnitSpec(
+        "SDIH",
+        "St Dyfrig Independent Hospital",
+        "commissioned_provider",
+        "planning",
+        "sdih_lead",
+        "commissioning",
+        14_200_000,
+        ("CONACT", "PROV18", "SSI", "READM", "CONVAR", "FILL", "MANDTR", "CQPRM"),
+    ),
+    UnitSpec(
+        "CCHS",
+        "Cwm Community Health Services",
+        "commissioned_provider",
+        "planning",
+        "cchs_lead",
+        "commissioning",
+        22_400_000,
+        ("UCR2H", "CONTACTS", "CPU", "FFT", "CONVAR", "VAC", "MANDTR", "CQPRM"),
+    ),
+)
+
+# Finance positions of the units without a fixed latest position: (YTD, forecast) ranges.
+_FINANCE_RANGES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "SURG": ((280_000, 330_000), (600_000, 680_000)),
+    "MHLD": ((200_000, 250_000), (420_000, 480_000)),
+    "PCC": ((-60_000, -20_000), (0, 40_000)),
+    "CSS": ((80_000, 110_000), (150_000, 190_000)),
+    "WOD": ((5_000, 25_000), (15_000, 45_000)),
+    "EST": ((-80_000, -45_000), (-120_000, -70_000)),
+    "SDIH": ((120_000, 160_000), (280_000, 340_000)),
+    "CCHS": ((-40_000, -10_000), (-5_000, 25_000)),
+}
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    name: str
+    domain: str
+    kind: str
+    target: float
+    direction: str
+    tolerance: float
+    unit_of_measure: str
+    decimals: int
+    lower_bound: float = 0.0
+    upper_bound: float | None = None  # None: 100 for percentages, unbounded otherwise
+    owner: str = "lead"  # lead | budget_holder
+    # Scales target and tolerance by the unit's size (agency spend).
+    scale_with_budget: bool = False
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.direction == "higher_is_better" else -1
+
+    @property
+    def maximum(self) -> float | None:
+        if self.upper_bound is not None:
+            return self.upper_bound
+        return 100.0 if self.unit_of_measure == "percent" else None
+
+
+_KD, _NT, _LT = "key_deliverable", "national_target", "local_trajectory"
+
+# One measure a line: code, domain (A access, Q quality, F finance, W workforce, L leadership),
+# kind (KD key deliverable, NT national target, LT local trajectory, QS quality standard,
+# OT other), target, H/L (higher or lower is better), tolerance (absolute; amber within it),
+# unit of measure, decimals, upper bound ("-": 100 for percentages), name. Money measures
+# (gbp) give target and tolerance as a share of the unit's monthly budget.
+_MEASURE_TABLE = """
+ED4H     A KD  95     H 3      percent 1 -   Emergency department: seen within 4 hours (%)
+AMBH     A KD  120    L 20     count   0 -   Ambulance handovers taking over 1 hour
+ED12H    A NT  50     L 15     count   0 -   Patients over 12 hours in the emergency department
+RTT18    A KD  92     H 2      percent 1 -   Referral to treatment within 18 weeks (%)
+CANC62   A KD  75     H 5      percent 1 -   Cancer: treatment started within 62 days (%)
+THEAT    A LT  85     H 5      percent 1 -   Theatre utilisation (%)
+LOS      A LT  7.5    L 0.5    days    1 -   Average length of stay (days)
+MFFD     A KD  40     L 8      count   0 -   Medically fit patients awaiting discharge
+STROKE   A NT  60     H 8      percent 1 -   Stroke: admitted to a stroke unit within 4 hours (%)
+ANTE10   A LT  80     H 5      percent 1 -   Women booked for antenatal care by 10 weeks (%)
+IMMS     A NT  95     H 3      percent 1 -   Children fully immunised by age 4 (%)
+PAEDOP   A KD  60     L 15     count   0 -   Paediatric outpatients waiting over 26 weeks
+MHPART1  A KD  80     H 5      percent 1 -   Mental Health Measure Part 1: assessed in 28 days (%)
+CAMHS28  A KD  80     H 5      percent 1 -   CAMHS: assessments within 28 days (%)
+PSYTH    A NT  80     H 5      percent 1 -   Psychological therapies started within 26 weeks (%)
+COMM14   A LT  90     H 4      percent 1 -   Community referrals seen within 14 days (%)
+GPOOH    A NT  90     H 5      percent 1 -   GP out of hours: urgent patients seen in 1 hour (%)
+THER14   A KD  30     L 10     count   0 -   Therapy patients waiting over 14 weeks
+DIAG6    A NT  150    L 30     count   0 -   Patients waiting over 6 weeks for a diagnostic test
+RADREP   A KD  90     H 5      percent 1 -   Radiology reports issued within 7 days (%)
+PATH24   A LT  95     H 2      percent 1 -   Pathology results within 24 hours (%)
+PSPP     A NT  95     H 2      percent 1 -   Non-NHS invoices paid within 30 days (%)
+BUDREP   A KD  95     H 4      percent 1 -   Budget reports issued by working day 8 (%)
+TTH      A KD  60     L 8      days    0 -   Time to hire: advert to unconditional offer (days)
+DBS      A LT  90     H 5      percent 1 -   DBS checks completed within 14 days (%)
+URGJOB   A KD  95     H 3      percent 1 -   Urgent estates jobs completed within 24 hours (%)
+PORTER   A LT  90     H 5      percent 1 -   Portering requests met within 30 minutes (%)
+CONACT   A KD  100    H 5      percent 1 112 Contracted elective activity delivered (%)
+PROV18   A NT  92     H 3      percent 1 -   Patients treated within 18 weeks of referral (%)
+UCR2H    A NT  70     H 5      percent 1 -   Urgent community response within 2 hours (%)
+CONTACTS A KD  100    H 5      percent 1 112 Community contacts delivered against contract (%)
+SEPSIS   Q QS  90     H 5      percent 1 -   Sepsis: antibiotics within 1 hour (%)
+COMPL30  Q OT  75     H 5      percent 1 -   Complaints answered within 30 working days (%)
+CDIFF    Q QS  2      L 1      count   0 -   C. difficile cases (hospital onset)
+VTE      Q QS  95     H 3      percent 1 -   VTE risk assessment within 24 hours of admission (%)
+FALLS    Q OT  6.0    L 0.6    ratio   2 -   Inpatient falls per 1,000 bed days
+PU       Q QS  2      L 1      count   0 -   Hospital-acquired pressure ulcers (grade 3+)
+CTG      Q QS  95     H 3      percent 1 -   Maternity: fresh-eyes CTG review compliance (%)
+CTP      Q QS  90     H 5      percent 1 -   Care and treatment plans in place (%)
+RESTR    Q OT  25     L 6      count   0 -   Restrictive practice incidents
+CPU      Q QS  3      L 1      count   0 -   Community-acquired pressure ulcers (grade 3+)
+MEDREC   Q QS  80     H 5      percent 1 -   Medicines reconciliation within 24 hours (%)
+INCID    Q OT  80     H 5      percent 1 -   Incidents closed within 60 working days (%)
+PAYACC   Q QS  99.0   H 0.5    percent 2 -   Payroll accuracy (%)
+ERCASE   Q OT  8      L 3      count   0 -   Employee relations cases open over 6 months
+OHREF    Q QS  85     H 5      percent 1 -   Occupational health referrals seen in 10 days (%)
+CLEAN    Q QS  98     H 1      percent 1 -   Cleaning audit score, very high risk areas (%)
+FIRERA   Q OT  95     H 3      percent 1 -   Fire risk assessments in date (%)
+SSI      Q QS  2.0    L 0.5    ratio   2 -   Surgical site infections per 100 procedures
+READM    Q OT  3.0    L 0.5    percent 2 -   Emergency readmissions within 30 days (%)
+FFT      Q OT  90     H 3      percent 1 -   Friends and Family Test: positive responses (%)
+AGENCY   F LT  0.025  L 0.0025 gbp     0 -   Agency staff spend (£ per month)
+CIP      F OT  100    H 5      percent 1 110 Savings plan delivered against plan (%)
+CONVAR   F OT  0.004  L 0.0012 gbp     0 -   Contract over-performance (£ per month)
+SICK     W LT  5.4    L 0.6    percent 2 -   Sickness absence (%)
+VAC      W OT  7.0    L 1.0    percent 1 -   Vacancy rate (%)
+MANDTR   W NT  85     H 5      percent 1 -   Mandatory training compliance (%)
+APPR     W NT  85     H 5      percent 1 -   Appraisal (PADR) in the last 12 months (%)
+FILL     W OT  95     H 3      percent 1 -   Registered nurse shift fill rate (%)
+RISKREV  L OT  90     H 5      percent 1 -   Risk register entries reviewed in date (%)
+AUDACT   L OT  3      L 2      count   0 -   Overdue internal audit actions
+CQPRM    L OT  85     H 8      percent 1 -   Contract review (CQPRM) actions closed on time (%)
+"""
+
+
+def _parse_measures(table: str) -> dict[str, MeasureSpec]:
+    domains = dict(zip("AQFWL", (code for code, _name in DOMAINS), strict=True))
+    kinds = {"KD": _KD, "NT": _NT, "LT": _LT, "QS": "quality_standard", "OT": "other"}
+    measures = {}
+    for line in table.strip().splitlines():
+        code, domain, kind, target, better, tol, uom, decimals, top, name = line.split(None, 9)
+        measures[code] = MeasureSpec(
+            name=name,
+            domain=domains[domain],
+            kind=kinds[kind],
+            target=float(target),
+            direction="higher_is_better" if better == "H" else "lower_is_better",
+            tolerance=float(tol),
+            unit_of_measure=uom,
+            decimals=int(decimals),
+            upper_bound=None if top == "-" else float(top),
+            owner="budget_holder" if domain == "F" else "lead",
+            scale_with_budget=uom == "gbp",
+        )
+    return measures
+
+
+MEASURES: dict[str, MeasureSpec] = _parse_measures(_MEASURE_TABLE)
+
+
+# --- the story: per-month regimes in goodness units --------------------------------------
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How one month of one measure is generated, in goodness units (see module docstring).
+
+    ``steady``: noise around the measure's own comfortable level, amber at worst;
+    ``fixed``: ``center`` with small noise, kept within ``[low, high]``;
+    ``exact``: ``center`` to within +-0.03 (used for the deliberate trend);
+    ``missing``: no actual that month (a data-quality gap).
+    """
+
+    mode: str
+    center: float = 0.0
+    low: float = -6.0
+    high: float = 6.0
+    red: bool = False  # also below the month's trajectory
+
+
+STEADY = Regime("steady")
+
+
+def _red(center: float) -> Regime:
+    """Red: target, tolerance (g < -1) and trajectory all missed."""
+    return Regime("fixed", center, low=-5.0, high=-1.15, red=True)
+
+
+@dataclass
+class _Story:
+    """Designed regimes and trajectories; anything not listed is steady on target."""
+
+    regimes: dict[tuple[str, str], dict[int, Regime]]
+    trajectories: dict[tuple[str, str], dict[int, float]]
+
+
+def _story(n: int) -> _Story:
+    """The designed part of the demo, as month indexes (``n - 1`` is the latest month)."""
+    regimes: dict[tuple[str, str], dict[int, Regime]] = {}
+    trajectories: dict[tuple[str, str], dict[int, float]] = {}
+
+    def put(key: tuple[str, str], first: int, items: list[Regime]) -> None:
+        for offset, regime in enumerate(items):
+            if 0 <= first + offset < n:
+                regimes.setdefault(key, {})[first + offset] = regime
+
+    def plan(key: tuple[str, str], first: int, values: list[float]) -> None:
+        for offset, value in enumerate(values):
+            if 0 <= first + offset < n:
+                trajectories.setdefault(key, {})[first + offset] = value
+
+    # Unscheduled Care: two key deliverables red for the last four months (2a evidence).
+    put(("UNSCH", "ED4H"), n - 4, [_red(c) for c in (-1.7, -2.3, -2.0, -2.6)])
+    put(("UNSCH", "AMBH"), n - 4, [_red(c) for c in (-1.5, -2.2, -1.9, -2.4)])
+    # ... and complaints answered late for two months (the complaints-trend concern).
+    put(
+        ("UNSCH", "COMPL30"),
+        n - 3,
+        [Regime("fixed", 0.6, 0.1, 2.0)] + [Regime("fixed", -0.5, -0.9, -0.2)] * 2,
+    )
+
+    # Surgery: RTT and cancer red for seven months; escalated to 2a at the Executive Team in
+    # month n-3 (on data to n-4); the recovery plan's trajectory starts in month n-2. RTT
+    # meets its recovery trajectory in the latest month (amber), cancer does not (red).
+    surgery_red = [-1.8, -2.4, -2.1, -2.6, -2.3, -2.2]
+    put(("SURG", "RTT18"), n - 7, [_red(c) for c in surgery_red])
+    put(("SURG", "RTT18"), n - 1, [Regime("fixed", -1.22, -1.28, -1.16)])
+    put(("SURG", "CANC62"), n - 7, [_red(c) for c in (-1.6, -2.2, -1.9, -2.5, -2.2, -2.4, -2.1)])
+    for code in ("RTT18", "CANC62"):
+        plan(("SURG", code), n - 2, [-1.8, -1.3])
+
+    # Mental Health: Part 1 and CAMHS red for 14 months; 2a at month n-10, recovery failed,
+    # Level 3 at month n-5; a new plan from n-4, still red but edging up.
+    part1 = [-1.6, -2.0, -1.8, -2.4, -2.2, -2.6, -2.5, -2.8, -2.6, -2.7, -2.9, -2.4, -2.5, -2.1]
+    camhs = [-1.4, -1.9, -1.7, -2.1, -2.6, -2.3, -2.8, -2.4, -2.9, -2.6, -3.0, -2.5, -2.7, -2.3]
+    put(("MHLD", "MHPART1"), n - 14, [_red(c) for c in part1])
+    put(("MHLD", "CAMHS28"), n - 14, [_red(c) for c in camhs])
+    put(("MHLD", "CTP"), n - 8, [_red(c) for c in (-1.4, -1.9, -1.6, -2.2, -1.8, -2.0, -1.7, -1.9)])
+    for code in ("MHPART1", "CAMHS28"):
+        plan(("MHLD", code), n - 9, [-2.0, -1.8, -1.6, -1.4, -1.2])
+        plan(("MHLD", code), n - 4, [-2.0, -1.8, -1.6, -1.4])
+
+    # Medicine: inpatient falls worsening eight months running (an SPC trend), ending amber.
+    put(
+        ("MED", "FALLS"),
+        n - 8,
+        [Regime("exact", 1.6 - 0.3 * step) for step in range(8)],
+    )
+
+    # Primary Care & Community: one month missing on one measure (data-quality warning).
+    put(("PCC", "COMM14"), n - 3, [Regime("missing")])
+    return _Story(regimes, trajectories)
+
+
+# --- generation ------------------------------------------------------------------------------
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _periods(today: date, months: int) -> list[date]:
+    """The ``months`` complete months before today's month, oldest first."""
+    latest = _add_months(today.replace(day=1), -1)
+    return [_add_months(latest, -(months - 1 - i)) for i in range(months)]
+
+
+def _financial_year(period: date) -> int:
+    """The calendar year in which the period's April-to-March financial year starts."""
+    return period.year if period.month >= 4 else period.year - 1
+
+
+def _month_of_year(period: date) -> int:
+    """1 for April ... 12 for March."""
+    return (period.month - 4) % 12 + 1
+
+
+@dataclass
+class _Series:
+    values: list[float | None]
+    trajectory: list[float]
+
+
+def _monotone_run(values: list[float]) -> bool:
+    """True when the values are strictly increasing or strictly decreasing throughout."""
+    pairs = list(zip(values, values[1:], strict=False))
+    return all(b > a for a, b in pairs) or all(b < a for a, b in pairs)
+
+
+class _Generator:
+    """Turns a measure's regimes into rounded values (value space) with seeded noise."""
+
+    # At most this many points in a row may move strictly one way outside designed trends
+    # (an SPC "trend" is six or seven).
+    MAX_RUN_POINTS = 4
+
+    def __init__(self, rng: Random) -> None:
+        self.rng = rng
+
+    def series(
+        self,
+        spec: MeasureSpec,
+        target: float,
+        tolerance: float,
+        regimes: dict[int, Regime],
+        trajectory_g: dict[int, float],
+        periods: list[date],
+    ) -> _Series:
+        rng = self.rng
+        n = len(periods)
+        sign = spec.sign
+        step = 10.0**-spec.decimals
+
+        def to_value(g: float) -> float:
+            return round(target + sign * g * tolerance, spec.decimals)
+
+        def to_g(value: float) -> float:
+            return sign * (value - target) / tolerance
+
+        # Physical limits (0 and, for percentages, 100) in goodness units; steady values
+        # stay within 3 tolerances of target.
+        top = to_g(spec.maximum) if spec.maximum is not None else 6.0 * sign
+        bottom = to_g(spec.lower_bound)
+        g_floor, g_ceiling = min(top, bottom), min(0.98 * max(top, bottom), 3.0)
+
+        # Trajectories: designed ones, else (national and local trajectory measures, sometimes)
+        # a plan that starts each financial year below target and reaches it by March.
+        ramps = spec.kind in (_NT, _LT) and rng.random() < 0.3
+        depth = rng.uniform(0.4, 0.8)
+        traj_g: list[float] = []
+        for i, period in enumerate(periods):
+            if i in trajectory_g:
+                traj_g.append(trajectory_g[i])
+            elif ramps:
+                traj_g.append(-depth * (12 - _month_of_year(period)) / 12)
+            else:
+                traj_g.append(0.0)
+        trajectory = [to_value(g) for g in traj_g]
+
+        center = min(rng.uniform(0.25, 1.2), 0.6 * g_ceiling)
+        noise = 0.0
+        values: list[float | None] = []
+        history: list[float] = []  # values present, for the run check
+        misses = 0
+        max_misses = 1 if spec.kind == _KD else 2
+        for i in range(n):
+            regime = regimes.get(i, STEADY)
+            noise = 0.5 * noise + rng.gauss(0, 0.45)
+            small = rng.gauss(0, 0.08)
+            if regime.mode == "missing":
+                values.append(None)
+                continue
+            traj_met = to_g(trajectory[i])
+            if regime.mode == "steady":
+                # Amber at worst: within tolerance, and on trajectory for trajectory measures.
+                low = traj_met if spec.kind in (_NT, _LT) else -0.9
+                if misses >= max_misses:
+                    low = max(low, 0.0)
+                low, high = max(low, g_floor), g_ceiling
+                g = _reflect(center + noise, low, high)
+            elif regime.mode == "exact":
+                low, high = -6.0, 6.0
+                g = regime.center + rng.uniform(-0.03, 0.03)
+            else:
+                low, high = regime.low, regime.high
+                if regime.red:
+                    high = min(high, traj_met - 0.05)
+                g = min(max(regime.center + small, low), high)
+            value = self._fit(to_value(g), to_g, low, high, step, sign)
+            run_check = regime.mode != "exact" and len(history) >= self.MAX_RUN_POINTS
+            if run_check and _monotone_run(history[-self.MAX_RUN_POINTS :] + [value]):
+                value = self._break_run(history[-1], value, to_g, to_value, low, high)
+            values.append(value)
+            history.append(value)
+            misses = misses + 1 if to_g(value) < 0 else 0
+        return _Series(values, trajectory)
+
+    @staticmethod
+    def _fit(value, to_g, low, high, step, sign) -> float:
+        """Nudge a rounded value back inside [low, high] (goodness) if rounding pushed it out."""
+        for _ in range(5):
+            g = to_g(value)
+            if g < low - 1e-9:
+                value = round(value + sign * step, 10)
+            elif g > high + 1e-9:
+                value = round(value - sign * step, 10)
+            else:
+                break
+        return value
+
+    @staticmethod
+    def _break_run(previous, value, to_g, to_value, low, high) -> float:
+        """Reverse the month's movement (mirror it about last month), else repeat last month."""
+
+        def allowed(candidate: float) -> bool:
+            return low - 1e-9 <= to_g(candidate) <= high + 1e-9
+
+        mirrored = to_value(2 * to_g(previous) - to_g(value))
+        if allowed(mirrored) and mirrored != previous:
+            return mirrored
+        return previous if allowed(previous) else value
+
+
+def _reflect(g: float, low: float, high: float) -> float:
+    """Bring ``g`` back inside [low, high] by bouncing off the bound it crossed, so values do
+    not pile up on a limit (100 %, the target)."""
+    if g < low:
+        g = low + 0.5 * (low - g)
+    elif g > high:
+        g = high - 0.5 * (g - high)
+    return min(max(g, low), high)
+
+
+def _money(amount: float) -> Decimal:
+    return Decimal(round(amount)).quantize(Decimal("0.01"))
+
+
+def _finance_paths(
+    rng: Random, spec: UnitSpec, periods: list[date]
+) -> list[tuple[Decimal, Decimal, Decimal]]:
+    """(annual budget, YTD variance, forecast variance) per period; positive = overspend.
+
+    YTD accumulates from April and restarts each April. Every month except the latest stays
+    under the 2b thresholds; the latest month has the unit's designed position.
+    """
+    latest = periods[-1]
+    if spec.finance is not None:
+        latest_ytd, latest_forecast = spec.finance
+    else:
+        (ytd_lo, ytd_hi), (fc_lo, fc_hi) = _FINANCE_RANGES[spec.code]
+        latest_ytd = round(rng.uniform(ytd_lo, ytd_hi), -1)
+        latest_forecast = round(rng.uniform(fc_lo, fc_hi), -2)
+    ytd_cap, forecast_cap = YTD_THRESHOLD - 30_000, FORECAST_THRESHOLD - 40_000
+    corporate = spec.kind == "corporate_department"
+    outturns: dict[int, float] = {}
+    rows = []
+    for period in periods:
+        year = _financial_year(period)
+        k = _month_of_year(period)
+        budget = spec.annual_budget / (1.03 ** (_financial_year(latest) - year))
+        if period == latest:
+            ytd, forecast = float(latest_ytd), float(latest_forecast)
+        elif year == _financial_year(latest):
+            n_fy = _month_of_year(latest)
+            share = k / n_fy
+            ytd = latest_ytd * share + rng.gauss(0, 0.05 * abs(latest_ytd) + 12_000)
+            forecast = latest_forecast + rng.gauss(0, 0.08 * abs(latest_forecast) + 25_000) * (
+                1 - share
+            )
+        else:
+            if year not in outturns:
+                low, high = (-300_000, 100_000) if corporate else (-250_000, 420_000)
+                outturns[year] = rng.uniform(low, high)
+            outturn = outturns[year]
+            ytd = outturn * k / 12 + rng.gauss(0, 30_000)
+            forecast = outturn + rng.gauss(0, 70_000) * (12 - k) / 12
+        if period != latest:
+            ytd = min(max(ytd, -ytd_cap), ytd_cap)
+            forecast = min(max(forecast, -forecast_cap), forecast_cap)
+        rows.append((_money(budget), _money(ytd), _money(forecast)))
+    return rows
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _email_for(name: str) -> str:
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    parts = [p for p in plain.lower().replace("'", "").split() if p not in {"dr", "professor"}]
+    return f"{'.'.join(parts)}@{DEMO_EMAIL_DOMAIN}"
+
+
+def _at(day: date, hour: int = 9, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+def _recorded_at(period: date) -> datetime:
+    """Month-end data arrives around the 10th of the following month (never in the future)."""
+    return min(_at(_add_months(period, 1).replace(day=10), 9, 30), utcnow())
+
+
+def _month_name(period: date) -> str:
+    return period.strftime("%B %Y")
+
+
+def load_demo(
+    *, seed: int = DEMO_SEED, months: int = 18, today: date | None = None
+) -> list[DemoLogin]:
+    """Create the demo health board in the current app's database and flush (no commit).
+
+    :param seed: seeds the one ``random.Random`` every number comes from.
+    :param months: how many complete months of data before today's month (at least 12).
+    :param today: defaults to today in Europe/London.
+    :raises RuntimeError: if anyone is already in the database (the demo needs it empty).
+    :returns: the demo log-ins.
+    """
+    if db.session.scalar(sa.select(sa.func.count(Person.id))):
+        raise RuntimeError(
+            "The database already has people in it; the demo health board can only be "
+            "loaded into an empty database (start from a new database file)."
+        )
+    if months < MIN_MONTHS:
+        raise ValueError(f"The demo needs at least {MIN_MONTHS} months of data, not {months}")
+    rng = Random(seed)
+    today = today or today_london()
+    periods = _periods(today, months)
+    n = len(periods)
+    framework = get_framework(DEMO_FRAMEWORK)
+    session = db.session
+
+    # Domains (reuse any that exist already).
+    domains: dict[str, Domain] = {}
+    for code, name in DOMAINS:
+        domain = session.scalar(sa.select(Domain).where(Domain.code == code))
+        if domain is None:
+            domain = Domain(code=code, name=name)
+            session.add(domain)
+        domains[code] = domain
+
+    # People.
+    people: dict[str, Person] = {}
+
+    def person(
+        key: str,
+        name: str,
+        job_title: str,
+        roles: list[str],
+        email: str = "",
+        password: str | None = None,
+    ) -> Person:
+        someone = Person(
+            name=name,
+            email=email or _email_for(name),
+            job_title=job_title,
+            password_hash=hash_password(password) if password else None,
+        )
+        someone.grants = [RoleGrant(role=role) for role in roles]
+        session.add(someone)
+        people[key] = someone
+        return someone
+
+    for login in demo_logins():
+        _name, _local, job_title = _LOGIN_PEOPLE[login.role]
+        person(login.role, login.name, job_title, [login.role], login.email, login.password)
+    people["ops"] = people[EXECUTIVE_DIRECTOR]
+    people["demo_lead"] = people[DIRECTORATE_LEAD]
+    for key, (name, title) in _EXECUTIVES.items():
+        person(key, name, title, [EXECUTIVE_DIRECTOR])
+    for i, (name, title) in enumerate(_ANALYSTS):
+        person(f"analyst{i}", name, title, [PERFORMANCE_TEAM])
+    for i, (name, title) in enumerate(_COMMITTEE):
+        person(f"committee{i}", name, title, [COMMITTEE_MEMBER])
+    for key, (name, title) in _STAFF.items():
+        person(key, name, title, [DIRECTORATE_LEAD])
+    session.flush()
+
+    performance = people[PERFORMANCE_TEAM]
+    recorders = [performance, people["analyst0"], people["analyst1"]]
+
+    # Units, measures and monthly data.
+    story = _story(n)
+    generator = _Generator(rng)
+    units: dict[str, Unit] = {}
+    series_by_key: dict[tuple[str, str], tuple[Measure, _Series]] = {}
+    for spec in UNITS:
+        unit = Unit(
+            code=spec.code,
+            name=spec.name,
+            kind=spec.kind,
+            framework=DEMO_FRAMEWORK,
+            accountable_executive=people[spec.executive],
+            lead=people[spec.lead],
+            budget_holder=people[spec.budget_holder],
+        )
+        session.add(unit)
+        units[spec.code] = unit
+        session.flush()
+        for code in spec.measures:
+            m = MEASURES[code]
+            scale = spec.annual_budget / 12 if m.scale_with_budget else 1
+            target = round(m.target * scale, m.decimals if not m.scale_with_budget else -2)
+            tolerance = round(m.tolerance * scale, -2) if m.scale_with_budget else m.tolerance
+            measure = Measure(
+                unit_id=unit.id,
+                domain=domains[m.domain],
+                code=code,
+                name=m.name,
+                kind=m.kind,
+                target=Decimal(str(target)),
+                direction=m.direction,
+                tolerance=Decimal(str(tolerance)),
+                unit_of_measure=m.unit_of_measure,
+                owner=people[spec.budget_holder if m.owner == "budget_holder" else spec.lead],
+            )
+            session.add(measure)
+            series = generator.series(
+                m,
+                target,
+                tolerance,
+                story.regimes.get((spec.code, code), {}),
+                story.trajectories.get((spec.code, code), {}),
+                periods,
+            )
+            series_by_key[(spec.code, code)] = (measure, series)
+            for i, period in enumerate(periods):
+                session.add(
+                    TrajectoryValue(
+                        measure=measure, period=period, value=_decimal(series.trajectory[i])
+                    )
+                )
+                if series.values[i] is None:
+                    continue
+                session.add(
+                    MonthlyActual(
+                        measure=measure,
+                        period=period,
+                        value=_decimal(series.values[i]),
+                        revision=1,
+                        recorded_by_id=recorders[i % len(recorders)].id,
+                        recorded_at=_recorded_at(period),
+                        source="demo",
+                    )
+                )
+        for period, (budget, ytd, forecast) in zip(
+            periods, _finance_paths(rng, spec, periods), strict=True
+        ):
+            session.add(
+                FinancePosition(
+                    unit_id=unit.id,
+                    period=period,
+                    budget=budget,
+                    ytd_variance=ytd,
+                    forecast_variance=forecast,
+                    revision=1,
+                    recorded_by_id=performance.id,
+                    recorded_at=_recorded_at(period),
+                )
+            )
+        open_cases_for_unit(unit)
+    session.flush()
+
+    # Every case has been open since the start of the demo window.
+    opened = _at(periods[0])
+    cases: dict[tuple[str, str], EscalationCase] = {}
+    for case in session.scalars(sa.select(EscalationCase)):
+        case.opened_at = opened
+        case.level_since = opened
+        cases[(case.unit.code, case.track)] = case
+    for change in session.scalars(sa.select(LevelChange).where(LevelChange.from_level.is_(None))):
+        change.changed_at = opened
+
+    # Historic decisions.
+    def month_of_meeting(offset: int) -> date:
+        """The 14th of the month ``offset`` months before today's month."""
+        return _add_months(today.replace(day=1), -offset).replace(day=14)
+
+    def evidence(unit_code: str, codes: list[str], through: int) -> tuple[str, str]:
+        """Evidence JSON and a sentence on the run of misses up to month index ``through``."""
+        items, phrases = [], []
+        for code in codes:
+            measure, series = series_by_key[(unit_code, code)]
+            spec = MEASURES[code]
+            target = float(measure.target)
+            run = 0
+            for value in reversed(series.values[: through + 1]):
+                if value is None or spec.sign * (value - target) >= 0:
+                    break
+                run += 1
+            first = periods[through - run + 1]
+            items.append(
+                {
+                    "measure": code,
+                    "name": measure.name,
+                    "target": target,
+                    "months_missed": run,
+                    "from": first.isoformat(),
+                    "to": periods[through].isoformat(),
+                    "latest_value": series.values[through],
+                }
+            )
+            phrases.append(
+                f"{measure.name} {series.values[through]} against a target of "
+                f"{_plain(target)}, missed for {run} consecutive months "
+                f"({_month_name(first)} to {_month_name(periods[through])})"
+            )
+        return json.dumps({"measures": items}, sort_keys=True), "; ".join(phrases)
+
+    decided: list[tuple[Decision, Person, Unit]] = []
+
+    def decide(
+        unit_code: str,
+        from_level: str,
+        to_level: str,
+        offset: int,
+        signer: Person,
+        role: str,
+        meaning: str,
+        reason: Callable[[str], str],
+        codes: list[str],
+    ) -> None:
+        case = cases[(unit_code, "performance")]
+        meeting_day = month_of_meeting(offset)
+        data_through = n - 1 - offset  # the latest month reported before the meeting
+        evidence_json, sentence = evidence(unit_code, codes, data_through)
+        decided_at = _at(meeting_day, 11, 30)
+        decision = Decision(
+            case=case,
+            kind="escalate",
+            from_level=from_level,
+            to_level=to_level,
+            status="approved",
+            signature_rule="executive_team",
+            reason=reason(sentence),
+            evidence=evidence_json,
+            meeting_reference=f"Executive Team {meeting_day.day} {_month_name(meeting_day)}",
+            proposed_by=performance,
+            proposed_at=_at(meeting_day.replace(day=7), 10, 0),
+            decided_at=decided_at,
+        )
+        session.add(decision)
+        session.flush()
+        session.add(
+            DecisionSignature(
+                decision_id=decision.id,
+                person_id=signer.id,
+                role=role,
+                meaning=meaning,
+                signed_at=decided_at,
+            )
+        )
+        session.add(
+            LevelChange(
+                case_id=case.id,
+                from_level=from_level,
+                to_level=to_level,
+                decision_id=decision.id,
+                changed_at=decided_at,
+            )
+        )
+        case.level = to_level
+        case.level_since = decided_at
+        decided.append((decision, signer, units[unit_code]))
+
+    on_behalf = "Approved on behalf of the Executive Team"
+    decide(
+        "SURG",
+        "1",
+        "2a",
+        3,
+        people[EXECUTIVE_DIRECTOR],
+        EXECUTIVE_DIRECTOR,
+        on_behalf,
+        lambda s: (
+            "Failure to maintain delivery in more than one key deliverable (seed 000, "
+            f"7.8 table, Level 2a): {s}. A recovery plan is required."
+        ),
+        ["RTT18", "CANC62"],
+    )
+    decide(
+        "MHLD",
+        "1",
+        "2a",
+        10,
+        people["nursing"],
+        EXECUTIVE_DIRECTOR,
+        on_behalf,
+        lambda s: (
+            "Failure to maintain delivery in more than one key deliverable (seed 000, "
+            f"7.8 table, Level 2a): {s}. A recovery plan is required."
+        ),
+        ["MHPART1", "CAMHS28"],
+    )
+    decide(
+        "MHLD",
+        "2a",
+        "3",
+        5,
+        people[CEO],
+        CEO,
+        "Approved for the Executive Team; support options to follow from the Chief Executive",
+        lambda s: (
+            "Recovery failing: continued and consistent failure against the recovery "
+            f"plan trajectories (seed 000, 7.8 table, Level 3): {s}. The HIW inspection findings "
+            "raise serious concerns on quality and governance."
+        ),
+        ["MHPART1", "CAMHS28"],
+    )
+
+    # Concerns (qualitative intelligence, DOMAIN.md decision 6).
+    concerns = [
+        (
+            "MHLD",
+            "quality_safety_experience",
+            "inspection",
+            "serious",
+            "HIW unannounced inspection of an adult acute mental health ward: immediate "
+            "assurance required on ligature risks and observation practice",
+            "HIW immediate assurance letter; ward manager's action log; two outstanding "
+            "actions on environmental ligature works.",
+            month_of_meeting(6).replace(day=3),
+        ),
+        (
+            "SURG",
+            "quality_safety_experience",
+            "never_event",
+            "high",
+            "Never event: retained surgical swab after an emergency laparotomy",
+            "Reported as a nationally reportable incident; patient safety incident "
+            "investigation commissioned; duty of candour met.",
+            month_of_meeting(2).replace(day=11),
+        ),
+        (
+            "UNSCH",
+            "quality_safety_experience",
+            "complaint_trend",
+            "moderate",
+            "Rising complaints about emergency department waits and communication",
+            "Complaints about the emergency department up from 14 to 31 a month over the "
+            "quarter; main themes waiting times, updates to families, pain relief.",
+            month_of_meeting(1).replace(day=2),
+        ),
+        (
+            "MED",
+            "quality_safety_experience",
+            "incident_trend",
+            "moderate",
+            "Inpatient falls with harm increasing on the medical wards",
+            "Falls per 1,000 bed days have risen every month since "
+            f"{_month_name(periods[max(n - 8, 0)])}; three falls with moderate harm.",
+            month_of_meeting(1).replace(day=5),
+        ),
+    ]
+    for code, domain, kind, severity, summary, detail, occurred_on in concerns:
+        session.add(
+            Concern(
+                unit=units[code],
+                domain=domains[domain],
+                kind=kind,
+                severity=severity,
+                summary=summary,
+                evidence=detail,
+                occurred_on=min(occurred_on, today),
+                recorded_by=performance,
+                recorded_at=min(_at(min(occurred_on, today), 15, 0), utcnow()),
+            )
+        )
+    session.flush()
+
+    # Audit trail.
+    for decision, signer, unit in decided:
+        record_event(
+            "decision.approved",
+            object_type="decision",
+            object_id=decision.id,
+            summary=(
+                f"{unit.code} {unit.name}, performance: "
+                f"{framework.level_title(decision.from_level)} to "
+                f"{framework.level_title(decision.to_level)} approved "
+                f"({decision.meeting_reference})"
+            ),
+            actor=signer,
+            details={
+                "case_id": decision.case_id,
+                "from_level": decision.from_level,
+                "to_level": decision.to_level,
+                "signature_rule": decision.signature_rule,
+                "meeting_reference": decision.meeting_reference,
+                "decided_at": decision.decided_at.isoformat(),
+                "demo": True,
+            },
+        )
+    record_event(
+        "demo.loaded",
+        object_type="organisation",
+        object_id="demo",
+        summary=f"Demo health board loaded (seed {seed})",
+        details={
+            "seed": seed,
+            "months": n,
+            "first_period": periods[0].isoformat(),
+            "latest_period": periods[-1].isoformat(),
+            "units": [spec.code for spec in UNITS],
+            "people": len({p.id for p in people.values()}),
+        },
+    )
+    session.flush()
+    return demo_logins()
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(Decimal("0.0001"))
+
+
+def _plain(number: float) -> str:
+    return f"{number:g}" if abs(number) < 1e6 else f"{number:,.0f}"

@@ -1,0 +1,100 @@
+"""Delivering outbox messages over SMTP, once, with retry and backoff.
+
+Each message is claimed with a conditional UPDATE (pending -> sending), so two sweeps
+running at once never send the same row twice. One bad message fails alone. With no
+``MAIL_SERVER`` configured nothing is sent: the outbox is the mailbox.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_mail import Message
+
+from workflow_app.clock import utcnow
+from workflow_app.extensions import db, mail
+from workflow_app.models.outbox import OutboxMessage
+
+MAX_ATTEMPTS = 8
+# A row left in "sending" this long (the process died mid-send) is tried again.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=min(2**attempts, 240))
+
+
+def deliver_due_messages(limit: int = 100) -> int:
+    """Send due messages; return how many were sent."""
+    if not current_app.config.get("MAIL_SERVER"):
+        return 0
+    now = utcnow()
+    due_ids = db.session.scalars(
+        sa.select(OutboxMessage.id)
+        .where(
+            sa.or_(
+                sa.and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+                sa.and_(
+                    OutboxMessage.status == "sending",
+                    OutboxMessage.next_attempt_at <= now - STALE_CLAIM,
+                ),
+            )
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    ).all()
+    db.session.rollback()
+    sent = 0
+    for message_id in due_ids:
+        if _claim(message_id, now):
+            sent += _send_claimed(message_id)
+    return sent
+
+
+def _claim(message_id: int, now) -> bool:
+    claimed = db.session.execute(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            sa.or_(
+                OutboxMessage.status == "pending",
+                sa.and_(
+                    OutboxMessage.status == "sending",
+                    OutboxMessage.next_attempt_at <= now - STALE_CLAIM,
+                ),
+            ),
+        )
+        .values(status="sending", next_attempt_at=now, attempts=OutboxMessage.attempts + 1)
+    )
+    db.session.commit()
+    return claimed.rowcount == 1
+
+
+def _send_claimed(message_id: int) -> int:
+    message = db.session.get(OutboxMessage, message_id)
+    email = Message(
+        subject=message.subject,
+        recipients=[message.to_address],
+        body=message.body_text,
+        sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        extra_headers={"Message-ID": message.message_id},
+    )
+    try:
+        mail.send(email)
+    except Exception as error:  # noqa: BLE001 - any failure is recorded on the row
+        message.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if message.attempts >= MAX_ATTEMPTS:
+            message.status = "failed"
+        else:
+            message.status = "pending"
+            message.next_attempt_at = utcnow() + _backoff(message.attempts)
+        db.session.commit()
+        current_app.logger.warning("E-mail %s not sent: %s", message.id, message.last_error)
+        return 0
+    message.status = "sent"
+    message.sent_at = utcnow()
+    message.last_error = ""
+    db.session.commit()
+    return 1

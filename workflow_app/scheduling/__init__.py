@@ -1,0 +1,1 @@
+"""APScheduler wiring. The durable time lives in our tables; the scheduler only wakes us."""

@@ -1,0 +1,130 @@
+"""The web layer: blueprints, error pages, security headers and template helpers."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, current_app, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from workflow_app.clock import to_london
+from workflow_app.extensions import db
+from workflow_app.models.roles import ROLE_TITLES
+from workflow_app.permissions import (
+    can_manage_people,
+    can_manage_units,
+    can_read_audit,
+    can_read_outbox,
+)
+from workflow_app.services.errors import Conflict, NotFound, PermissionDenied
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def register_web(app: Flask) -> None:
+    """Register blueprints, error handlers, headers and template helpers on ``app``."""
+    from workflow_app.web.admin import bp as admin_bp
+    from workflow_app.web.auth import bp as auth_bp
+    from workflow_app.web.cases import bp as cases_bp
+    from workflow_app.web.frameworks import bp as frameworks_bp
+    from workflow_app.web.home import bp as home_bp
+    from workflow_app.web.units import bp as units_bp
+
+    for blueprint in (auth_bp, home_bp, units_bp, cases_bp, frameworks_bp, admin_bp):
+        app.register_blueprint(blueprint)
+
+    _register_error_pages(app)
+    app.after_request(_security_headers)
+    app.context_processor(_template_context)
+    app.add_template_filter(_london, "london")
+    app.add_template_filter(_role_title, "role_title")
+
+
+def _london(value, fmt: str = "%d %b %Y %H:%M") -> str:
+    local = to_london(value)
+    return local.strftime(fmt) if local is not None else ""
+
+
+def _role_title(role: str) -> str:
+    return ROLE_TITLES.get(role, role.replace("_", " ").capitalize())
+
+
+def _security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
+    if current_user and getattr(current_user, "is_authenticated", False):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _template_context() -> dict:
+    items = []
+    if getattr(current_user, "is_authenticated", False):
+        entries = [("home.index", "Home"), ("units.index", "Units")]
+        entries.append(("frameworks.index", "Frameworks"))
+        if can_manage_units(current_user) or can_manage_people(current_user):
+            entries.append(("admin.index", "Administration"))
+        elif can_read_outbox(current_user):
+            entries.append(("admin.outbox", "Mail outbox"))
+        elif can_read_audit(current_user):
+            entries.append(("admin.audit", "Audit trail"))
+        for endpoint, label in entries:
+            href = url_for(endpoint)
+            active = (
+                request.endpoint is not None
+                and request.endpoint.split(".")[0] == (endpoint.split(".")[0])
+            )
+            items.append({"href": href, "label": label, "active": active})
+    return {"nav_items": items, "organisation_name": current_app.config["ORGANISATION_NAME"]}
+
+
+def _register_error_pages(app: Flask) -> None:
+    def page(code: int, **context):
+        return render_template(f"errors/{code}.html", **context), code
+
+    @app.errorhandler(PermissionDenied)
+    def permission_denied(error):
+        return page(403, description=str(error))
+
+    @app.errorhandler(NotFound)
+    def not_found(error):
+        return page(404, description=str(error))
+
+    @app.errorhandler(Conflict)
+    def conflict(error):
+        return page(409, description=str(error))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return page(
+            400,
+            description="This form had expired or was not sent from this site, so nothing "
+            "was saved. Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code in (400, 403, 404, 409, 429):
+            extra = {}
+            if error.code == 429:
+                extra["retry_after"] = getattr(error, "retry_after", None)
+            return page(error.code, description=error.description, **extra)
+        return error
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception):
+        db.session.rollback()
+        error_id = secrets.token_hex(4)
+        app.logger.exception("Unhandled error %s", error_id)
+        return page(500, error_id=error_id)

@@ -1,0 +1,138 @@
+"""WTForms forms for the web pages. CSRF comes from Flask-WTF's ``FlaskForm``."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+)
+
+from workflow_app.models.measures import DIRECTIONS, MEASURE_KINDS, UNITS_OF_MEASURE
+from workflow_app.models.roles import UNIT_KINDS
+
+CODE_RULE = Regexp(
+    r"^[A-Z0-9][A-Z0-9_-]*$",
+    message="Use capital letters, digits, hyphens and underscores only (for example RTT18)",
+)
+
+
+def optional_int(value):
+    """Coerce a select's value to an id, or None for the blank choice."""
+    if value in (None, "", "None"):
+        return None
+    return int(value)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        "E-mail address", validators=[DataRequired("Enter your e-mail address"), Length(max=254)]
+    )
+    password = PasswordField("Password", validators=[DataRequired("Enter your password")])
+    next = HiddenField()
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password")]
+    )
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired("Enter a new password"), Length(max=200)],
+        description="At least 12 characters. A few unrelated words make a good password.",
+    )
+    confirm = PasswordField(
+        "Confirm the new password",
+        validators=[
+            DataRequired("Enter the new password again"),
+            EqualTo("new_password", "The two new passwords do not match"),
+        ],
+    )
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = PasswordField(
+        "New password",
+        validators=[DataRequired("Enter a new password"), Length(max=200)],
+        description="At least 12 characters.",
+    )
+    confirm = PasswordField(
+        "Confirm the new password",
+        validators=[
+            DataRequired("Enter the new password again"),
+            EqualTo("new_password", "The two passwords do not match"),
+        ],
+    )
+
+
+class UnitForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired("Enter a code"), Length(max=32), CODE_RULE])
+    name = StringField("Name", validators=[DataRequired("Enter a name"), Length(max=160)])
+    kind = SelectField("Kind", choices=list(UNIT_KINDS.items()))
+    parent_id = SelectField("Parent unit", coerce=optional_int)
+    accountable_executive_id = SelectField("Accountable executive", coerce=optional_int)
+    lead_id = SelectField("Lead", coerce=optional_int)
+    budget_holder_id = SelectField("Budget holder", coerce=optional_int)
+    framework = SelectField("Framework")
+    is_active = BooleanField("Active", default=True)
+
+
+class MeasureForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired("Enter a code"), Length(max=40), CODE_RULE])
+    name = StringField("Name", validators=[DataRequired("Enter a name"), Length(max=200)])
+    domain_id = SelectField("Domain", coerce=int)
+    kind = SelectField("Kind", choices=list(MEASURE_KINDS.items()))
+    target = DecimalField(
+        "Target", places=None, validators=[InputRequired("Enter the target as a number")]
+    )
+    direction = SelectField("Direction", choices=list(DIRECTIONS.items()))
+    tolerance = DecimalField(
+        "Tolerance",
+        places=None,
+        validators=[Optional(), NumberRange(min=0, message="Tolerance cannot be negative")],
+        description="How far from target a miss still counts as amber, in the measure's units.",
+    )
+    unit_of_measure = SelectField("Unit of measure", choices=list(UNITS_OF_MEASURE.items()))
+    owner_id = SelectField("Owner", coerce=optional_int)
+    is_active = BooleanField("Active", default=True)
+
+
+class PersonForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired("Enter a name"), Length(max=120)])
+    email = EmailField(
+        "E-mail address",
+        validators=[
+            DataRequired("Enter an e-mail address"),
+            Email("Enter an e-mail address in the right format, like name@nhs.net"),
+            Length(max=254),
+        ],
+    )
+    job_title = StringField("Job title", validators=[Optional(), Length(max=160)])
+
+
+class EditPersonForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired("Enter a name"), Length(max=120)])
+    job_title = StringField("Job title", validators=[Optional(), Length(max=160)])
+
+
+class GrantRoleForm(FlaskForm):
+    role = SelectField("Role")
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: a POST button protected by CSRF."""
