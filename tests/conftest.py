@@ -9,6 +9,7 @@ the migrated file, PostgreSQL tests truncate every table afterwards.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import shutil
@@ -41,13 +42,27 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"escalate database: {config.getoption('--db')}"
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose requests never share the test's own app context.
+
+    Flask reuses an already-pushed app context for a request of the same app, which would
+    share ``g`` (and the database session) between requests and with the test. Running each
+    request in an empty ``contextvars`` context gives it its own, as in production.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 def _make_app(url: str, **overrides) -> Flask:
     class Cfg(TestConfig):
         SQLALCHEMY_DATABASE_URI = url
 
     for key, value in overrides.items():
         setattr(Cfg, key, value)
-    return create_app(Cfg)
+    app = create_app(Cfg)
+    app.test_client_class = IsolatedClient
+    return app
 
 
 def postgres_url() -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
-import threading
 
 from workflow_app.cli.audit import audit_cli
 from workflow_app.extensions import db

@@ -40,7 +40,7 @@ def test_performance_team_adds_a_unit_which_opens_its_cases(client, login, creat
     lead = create_person("directorate_lead")
     login(analyst)
     response = post_form(client, "/admin/units/new", **{**UNIT_FORM, "lead_id": str(lead.id)})
-    assert response.status_code == 302
+    assert response.status_code == 302, response.text
     unit = db.session.scalar(sa.select(Unit).where(Unit.code == "SURG"))
     assert unit.lead_id == lead.id
     tracks = {c.track: c.level for c in db.session.scalars(sa.select(EscalationCase))}

@@ -8,24 +8,31 @@ from workflow_app.models.cases import (
     EscalationCase,
     LevelChange,
 )
+from workflow_app.models.deadlines import Deadline, DeadlinePause, DigestItem, JobRun, Reminder
 from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual, TrajectoryValue
 from workflow_app.models.org import Domain, PasswordResetToken, Person, RoleGrant, Unit
-from workflow_app.models.outbox import OutboxMessage
+from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
 
 __all__ = [
     "AuditEvent",
     "Concern",
+    "Deadline",
+    "DeadlinePause",
     "Decision",
     "DecisionSignature",
+    "DigestItem",
     "Domain",
     "EscalationCase",
     "FinancePosition",
+    "JobRun",
     "LevelChange",
     "Measure",
     "MonthlyActual",
+    "OutboxAttachment",
     "OutboxMessage",
     "PasswordResetToken",
     "Person",
+    "Reminder",
     "RoleGrant",
     "TrajectoryValue",
     "Unit",

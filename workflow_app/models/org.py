@@ -31,6 +31,8 @@ class Person(UserMixin, db.Model):
     # Bumped on password change, reset and disabling: invalidates every other session.
     session_epoch: so.Mapped[int] = so.mapped_column(default=0)
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    # "immediate": one e-mail per reminder; "digest": one e-mail a working day at 08:00.
+    notification_mode: so.Mapped[str] = so.mapped_column(sa.String(16), default="immediate")
 
     grants: so.Mapped[list[RoleGrant]] = so.relationship(
         back_populates="person",

@@ -38,6 +38,9 @@ class OutboxMessage(db.Model):
     to_address: so.Mapped[str] = so.mapped_column(sa.String(254))
     subject: so.Mapped[str] = so.mapped_column(sa.String(300))
     body_text: so.Mapped[str] = so.mapped_column(sa.Text)
+    body_html: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    # The page the message is about (absolute URL), shown as a link in both parts.
+    link: so.Mapped[str] = so.mapped_column(sa.String(500), default="")
     status: so.Mapped[str] = so.mapped_column(sa.String(16), default="pending", index=True)
     attempts: so.Mapped[int] = so.mapped_column(default=0)
     last_error: so.Mapped[str] = so.mapped_column(sa.Text, default="")
@@ -46,3 +49,22 @@ class OutboxMessage(db.Model):
     sent_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
 
     recipient = so.relationship("Person")
+    attachments: so.Mapped[list[OutboxAttachment]] = so.relationship(
+        back_populates="message", order_by="OutboxAttachment.id", cascade="all, delete-orphan"
+    )
+
+
+class OutboxAttachment(db.Model):
+    """A file sent with an outbox message, such as a calendar invitation (.ics)."""
+
+    __tablename__ = "outbox_attachments"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    message_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("outbox_messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: so.Mapped[str] = so.mapped_column(sa.String(200))
+    content_type: so.Mapped[str] = so.mapped_column(sa.String(100))
+    content: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
+
+    message: so.Mapped[OutboxMessage] = so.relationship(back_populates="attachments")

@@ -6,10 +6,16 @@ import uuid
 
 import sqlalchemy as sa
 from flask import current_app, render_template
+from jinja2 import TemplateNotFound
 
 from workflow_app.extensions import db
 from workflow_app.models.org import Person
-from workflow_app.models.outbox import OutboxMessage
+from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
+
+
+def absolute_url(path: str) -> str:
+    """Turn an app path into a link for an e-mail, using ``BASE_URL``."""
+    return f"{current_app.config['BASE_URL'].rstrip('/')}{path}"
 
 
 def queue_email(
@@ -19,12 +25,17 @@ def queue_email(
     recipient: Person,
     subject: str,
     template: str,
+    link: str = "",
+    attachments: list[tuple[str, str, bytes]] | None = None,
     **context: object,
 ) -> OutboxMessage:
     """Write an e-mail to the outbox unless one with ``dedupe_key`` already exists.
 
-    The body is rendered now, from ``templates/emails/<template>.txt``, so the message
-    says what was true when its cause happened.
+    Both parts are rendered now, from ``templates/emails/<template>.txt`` and ``.html``
+    (the HTML part is optional), so the message says what was true when its cause happened.
+
+    :param link: absolute URL of the page the message is about.
+    :param attachments: ``(filename, content_type, content)`` triples, e.g. an .ics invite.
     """
     existing = db.session.scalar(
         sa.select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
@@ -32,22 +43,33 @@ def queue_email(
     if existing is not None:
         return existing
     domain = current_app.config["MAIL_DEFAULT_SENDER"].rpartition("@")[2] or "localhost"
-    body = render_template(
-        f"emails/{template}.txt",
-        recipient=recipient,
-        base_url=current_app.config["BASE_URL"].rstrip("/"),
-        organisation=current_app.config["ORGANISATION_NAME"],
+    context = {
+        "recipient": recipient,
+        "base_url": current_app.config["BASE_URL"].rstrip("/"),
+        "organisation": current_app.config["ORGANISATION_NAME"],
+        "link": link,
         **context,
-    )
+    }
+    body_text = render_template(f"emails/{template}.txt", **context)
+    try:
+        body_html = render_template(f"emails/{template}.html", **context)
+    except TemplateNotFound:
+        body_html = ""
     message = OutboxMessage(
         kind=kind,
         dedupe_key=dedupe_key,
         message_id=f"<{uuid.uuid4()}@{domain}>",
         recipient_id=recipient.id,
         to_address=recipient.email,
-        subject=" ".join(subject.split()),  # no CR/LF: header injection is impossible
-        body_text=body,
+        subject=" ".join(subject.split())[:300],  # no CR/LF: no header injection
+        body_text=body_text,
+        body_html=body_html,
+        link=link,
     )
+    for filename, content_type, content in attachments or []:
+        message.attachments.append(
+            OutboxAttachment(filename=filename, content_type=content_type, content=content)
+        )
     db.session.add(message)
     db.session.flush()
     return message

@@ -79,8 +79,11 @@ def _send_claimed(message_id: int) -> int:
         recipients=[message.to_address],
         body=message.body_text,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
-        extra_headers={"Message-ID": message.message_id},
+        html=message.body_html or None,
     )
+    email.msgId = message.message_id  # stable across retries: a resend is recognisable
+    for attachment in message.attachments:
+        email.attach(attachment.filename, attachment.content_type, attachment.content)
     try:
         mail.send(email)
     except Exception as error:  # noqa: BLE001 - any failure is recorded on the row

@@ -13,7 +13,7 @@ from workflow_app.clock import to_london, utcnow
 from workflow_app.extensions import db
 from workflow_app.models.org import PasswordResetToken, Person, RoleGrant
 from workflow_app.models.roles import ROLE_TITLES
-from workflow_app.notifications.outbox import queue_email
+from workflow_app.notifications.outbox import absolute_url, queue_email
 from workflow_app.permissions import can_manage_people
 from workflow_app.services.audit import record_event
 from workflow_app.services.errors import NotFound, ServiceError, require
@@ -126,7 +126,7 @@ def issue_password_reset(actor: Person, person: Person) -> str:
         recipient=person,
         subject="Set a new password for Escalate",
         template="password_reset",
-        link=f"{current_app.config['BASE_URL'].rstrip('/')}/auth/reset/{token}",
+        link=absolute_url(f"/auth/reset/{token}"),
         hours=hours,
     )
     record_event(
@@ -282,4 +282,23 @@ def set_enabled(actor: Person, person: Person, enabled: bool) -> None:
         object_id=person.id,
         summary=f"{'Enabled' if enabled else 'Disabled'} the account of {person.email}",
         actor=actor,
+    )
+
+
+NOTIFICATION_MODES = ("immediate", "digest")
+
+
+def set_notification_mode(person: Person, mode: str) -> None:
+    """Choose one e-mail per reminder (``immediate``) or a daily ``digest``."""
+    if mode not in NOTIFICATION_MODES:
+        raise ServiceError("Choose immediate e-mails or a daily digest")
+    if person.notification_mode == mode:
+        return
+    person.notification_mode = mode
+    record_event(
+        "person.notification_mode",
+        object_type="person",
+        object_id=person.id,
+        summary=f"{person.email} chose {mode} reminders",
+        actor=person,
     )

@@ -116,10 +116,12 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if error.code in (400, 403, 404, 409, 429):
+            # Werkzeug's stock descriptions are for developers; show only our own.
+            own = error.description if error.description != type(error).description else None
             extra = {}
             if error.code == 429:
                 extra["retry_after"] = getattr(error, "retry_after", None)
-            return page(error.code, description=error.description, **extra)
+            return page(error.code, description=own, **extra)
         return error
 
     @app.errorhandler(Exception)

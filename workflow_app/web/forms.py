@@ -32,6 +32,21 @@ CODE_RULE = Regexp(
 )
 
 
+class NumberField(DecimalField):
+    """A decimal field whose "not a number" message says what to type."""
+
+    def __init__(self, label=None, validators=None, not_a_number: str = "Enter a number", **kw):
+        super().__init__(label, validators, places=None, **kw)
+        self.not_a_number = not_a_number
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError(self.not_a_number) from None
+
+
 def optional_int(value):
     """Coerce a select's value to an id, or None for the blank choice."""
     if value in (None, "", "None"):
@@ -97,13 +112,15 @@ class MeasureForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired("Enter a name"), Length(max=200)])
     domain_id = SelectField("Domain", coerce=int)
     kind = SelectField("Kind", choices=list(MEASURE_KINDS.items()))
-    target = DecimalField(
-        "Target", places=None, validators=[InputRequired("Enter the target as a number")]
+    target = NumberField(
+        "Target",
+        validators=[InputRequired("Enter the target as a number")],
+        not_a_number="Enter the target as a number",
     )
     direction = SelectField("Direction", choices=list(DIRECTIONS.items()))
-    tolerance = DecimalField(
+    tolerance = NumberField(
         "Tolerance",
-        places=None,
+        not_a_number="Enter the tolerance as a number, or leave it empty",
         validators=[Optional(), NumberRange(min=0, message="Tolerance cannot be negative")],
         description="How far from target a miss still counts as amber, in the measure's units.",
     )
@@ -136,3 +153,13 @@ class GrantRoleForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: a POST button protected by CSRF."""
+
+
+class SettingsForm(FlaskForm):
+    notification_mode = SelectField(
+        "How do you want reminders?",
+        choices=[
+            ("immediate", "One e-mail for each reminder, when it is due"),
+            ("digest", "One digest e-mail each working day at 08:00"),
+        ],
+    )

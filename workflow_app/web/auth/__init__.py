@@ -20,7 +20,7 @@ from workflow_app.extensions import db, limiter
 from workflow_app.services import accounts
 from workflow_app.services.errors import NotFound, ServiceError
 from workflow_app.services.unit_of_work import transaction
-from workflow_app.web.forms import ChangePasswordForm, LoginForm, ResetPasswordForm
+from workflow_app.web.forms import ChangePasswordForm, LoginForm, ResetPasswordForm, SettingsForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -94,7 +94,8 @@ def change_password():
         except ServiceError as problem:
             form.new_password.errors.append(str(problem))
         else:
-            login_user(current_user)  # keep this session alive under the new epoch
+            # Keep this session alive under the new epoch (the real object, not the proxy).
+            login_user(current_user._get_current_object())
             flash("Your password has been changed. Other sessions have been signed out.", "success")
             return redirect(url_for("home.index"))
     return render_template("auth/change_password.html", form=form)
@@ -120,3 +121,16 @@ def reset(token: str):
             flash("Your new password is set. Sign in with it now.", "success")
             return redirect(url_for("auth.login"))
     return render_template("auth/reset.html", form=form, person=reset_token.person)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def settings():
+    """Your settings: how reminders reach you; a link to change your password."""
+    form = SettingsForm(obj=current_user)
+    if form.validate_on_submit():
+        with transaction():
+            accounts.set_notification_mode(current_user, form.notification_mode.data)
+        flash("Your settings are saved.", "success")
+        return redirect(url_for("auth.settings"))
+    return render_template("auth/settings.html", form=form)

@@ -6,7 +6,13 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, render_template
 from flask_login import current_user, login_required
 
-from state_machines import DiagramUnavailable, get_framework, mermaid_diagram, svg_diagram
+from state_machines import (
+    DiagramUnavailable,
+    allowed_transitions,
+    get_framework,
+    mermaid_diagram,
+    svg_diagram,
+)
 from workflow_app.extensions import db
 from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.permissions import can_view_unit
@@ -37,9 +43,7 @@ def show(case_id: int):
         framework=framework,
         track=track,
         decisions=decisions,
-        allowed=[
-            t for t in framework.transitions if t.track == track.name and t.from_level == case.level
-        ],
+        allowed=allowed_transitions(framework, case.track, case.level),
         diagram_svg=diagram_svg,
         diagram_text=diagram_text,
     )
