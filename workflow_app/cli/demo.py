@@ -48,4 +48,7 @@ def demo_command(host: str, port: int, serve: bool) -> None:
         start_embedded_scheduler(app)
         click.echo("Scheduler: running in this process")
     click.echo(f"\nOpen http://{host}:{port}/ (Ctrl+C to stop)\n")
-    app.run(host=host, port=port, use_reloader=False, debug=False)
+    # Flask refuses app.run() inside a CLI command; serve with Werkzeug directly.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -1,13 +1,107 @@
-"""Job functions. Each pushes an app context and is safe to run in several processes."""
+"""Job functions. Each pushes an app context and is safe to run in several processes.
+
+The sweep is the only periodic job: every minute (and at start-up, to catch up after an
+outage) it does whatever has fallen due. Every step claims its rows or its period
+atomically, so a missed tick, a restart or a second scheduler loses and doubles nothing.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from workflow_app.clock import utcnow
+from workflow_app.extensions import db
+from workflow_app.models.deadlines import JobRun
 from workflow_app.notifications.sender import deliver_due_messages
+from workflow_app.scheduling.monthly_review import run_due_monthly_review
+from workflow_app.scheduling.reminders import process_due_reminders, send_daily_digests
+from workflow_app.services.cadence import top_up_all_cadences
+from workflow_app.services.deadlines import calendar_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did, step by step; ``errors`` names the steps that failed."""
+
+    reminders_sent: int = 0
+    reminders_digested: int = 0
+    reminders_skipped: int = 0
+    digests: int = 0
+    cadence_planned: int = 0
+    monthly_review: str = ""
+    emails_sent: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def top_up_cadence_daily(now: datetime) -> int:
+    """Once a day, plan the next cadence occurrences of every case."""
+    calendar = calendar_for(current_app.config["ESCALATE_FRAMEWORK"])
+    key = calendar.local_date(now).isoformat()
+    if db.session.scalar(
+        sa.select(JobRun.id).where(JobRun.job == "cadence_topup", JobRun.period_key == key)
+    ):
+        return 0
+    db.session.add(JobRun(job="cadence_topup", period_key=key, started_at=now))
+    created = top_up_all_cadences(now)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        return 0
+    return created
+
+
+def sweep(now: datetime | None = None) -> SweepReport:
+    """Do everything that has fallen due by ``now`` (in an app context)."""
+    now = now or utcnow()
+    report = SweepReport()
+
+    def step(name: str, action) -> None:
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - one failing step must not stop the others
+            db.session.rollback()
+            log.exception("sweep step %s failed", name)
+            report.errors.append(name)
+
+    def reminders() -> None:
+        result = process_due_reminders(now)
+        report.reminders_sent = result.sent
+        report.reminders_digested = result.digested
+        report.reminders_skipped = result.skipped
+
+    def digests() -> None:
+        report.digests = send_daily_digests(now)
+
+    def cadence() -> None:
+        report.cadence_planned = top_up_cadence_daily(now)
+
+    def review() -> None:
+        result = run_due_monthly_review(now)
+        report.monthly_review = f"{result.period:%Y-%m}" if result else ""
+
+    def mail() -> None:
+        report.emails_sent = deliver_due_messages()
+
+    step("reminders", reminders)
+    step("digests", digests)
+    step("cadence", cadence)
+    step("monthly_review", review)
+    step("mail", mail)
+    return report
 
 
 def run_sweep(app: Flask) -> None:
-    """The every-minute sweep: deliver due e-mails from the outbox."""
+    """The scheduler's entry point for the sweep."""
     with app.app_context():
-        deliver_due_messages()
+        report = sweep()
+        if report.errors:
+            log.warning("sweep finished with failed steps: %s", ", ".join(report.errors))
+        db.session.remove()

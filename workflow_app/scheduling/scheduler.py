@@ -9,6 +9,7 @@ commands never start one); ``off`` leaves it to ``escalate scheduler``.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -34,6 +35,8 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> BaseScheduler:
         id="sweep",
         args=[app],
         replace_existing=True,
+        # Run at once on start: catch up whatever fell due while nothing was running.
+        next_run_time=datetime.now(UTC),
     )
     return scheduler
 

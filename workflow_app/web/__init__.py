@@ -31,11 +31,12 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.admin import bp as admin_bp
     from workflow_app.web.auth import bp as auth_bp
     from workflow_app.web.cases import bp as cases_bp
+    from workflow_app.web.deadlines import bp as deadlines_bp
     from workflow_app.web.frameworks import bp as frameworks_bp
     from workflow_app.web.home import bp as home_bp
     from workflow_app.web.units import bp as units_bp
 
-    for blueprint in (auth_bp, home_bp, units_bp, cases_bp, frameworks_bp, admin_bp):
+    for blueprint in (auth_bp, home_bp, units_bp, cases_bp, deadlines_bp, frameworks_bp, admin_bp):
         app.register_blueprint(blueprint)
 
     _register_error_pages(app)
@@ -71,7 +72,11 @@ def _security_headers(response):
 def _template_context() -> dict:
     items = []
     if getattr(current_user, "is_authenticated", False):
-        entries = [("home.index", "Home"), ("units.index", "Units")]
+        entries = [
+            ("home.index", "Home"),
+            ("units.index", "Units"),
+            ("deadlines.index", "Deadlines"),
+        ]
         entries.append(("frameworks.index", "Frameworks"))
         if can_manage_units(current_user) or can_manage_people(current_user):
             entries.append(("admin.index", "Administration"))

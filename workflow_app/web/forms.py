@@ -11,6 +11,7 @@ from wtforms import (
     PasswordField,
     SelectField,
     StringField,
+    TextAreaField,
 )
 from wtforms.validators import (
     DataRequired,
@@ -163,3 +164,15 @@ class SettingsForm(FlaskForm):
             ("digest", "One digest e-mail each working day at 08:00"),
         ],
     )
+
+
+class PauseDeadlineForm(FlaskForm):
+    reason = TextAreaField(
+        "Why is the clock stopping?",
+        validators=[DataRequired("Give the reason for stopping the clock"), Length(max=2000)],
+        description="For example: waiting for the external review report.",
+    )
+
+
+class CompleteDeadlineForm(FlaskForm):
+    note = StringField("Note (optional)", validators=[Optional(), Length(max=200)])

@@ -13,8 +13,10 @@ from state_machines import (
     mermaid_diagram,
     svg_diagram,
 )
+from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.cases import Decision, EscalationCase
+from workflow_app.models.deadlines import Deadline
 from workflow_app.permissions import can_view_unit
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -32,6 +34,11 @@ def show(case_id: int):
     decisions = db.session.scalars(
         sa.select(Decision).where(Decision.case_id == case.id).order_by(Decision.proposed_at)
     ).all()
+    deadlines = db.session.scalars(
+        sa.select(Deadline)
+        .where(Deadline.case_id == case.id, Deadline.status.in_(("open", "paused")))
+        .order_by(Deadline.due_at)
+    ).all()
     current = {track.name: case.level}
     try:
         diagram_svg, diagram_text = svg_diagram(framework, track.name, current=current), None
@@ -43,6 +50,8 @@ def show(case_id: int):
         framework=framework,
         track=track,
         decisions=decisions,
+        deadlines=deadlines,
+        now=utcnow(),
         allowed=allowed_transitions(framework, case.track, case.level),
         diagram_svg=diagram_svg,
         diagram_text=diagram_text,
