@@ -1134,6 +1134,33 @@ def load_demo(
         )
     session.flush()
 
+    # Obligations (deadlines with their reminders): the cadence each level brings, and
+    # one open recovery-plan deadline per escalated unit, so "my deadlines" has content.
+    from workflow_app.services.cadence import replan_cadence
+    from workflow_app.services.deadlines import create_deadline
+
+    for case in session.scalars(sa.select(EscalationCase).order_by(EscalationCase.id)):
+        replan_cadence(case)
+    for code, title, days in (
+        ("SURG", "Revised recovery plan due (RTT and cancer trajectories)", 6),
+        ("MHLD", "Recovery plan update for the Level 3 progress meeting", 12),
+    ):
+        case = session.scalar(
+            sa.select(EscalationCase).where(
+                EscalationCase.unit_id == units[code].id, EscalationCase.track == "performance"
+            )
+        )
+        create_deadline(
+            dedupe_key=f"demo:recovery_plan:{code}",
+            kind="recovery_plan_due",
+            title=title,
+            unit=units[code],
+            framework=framework.name,
+            case=case,
+            working_days=days,
+        )
+    session.flush()
+
     # Audit trail.
     for decision, signer, unit in decided:
         record_event(

@@ -107,3 +107,45 @@ def test_an_unreachable_server_leaves_messages_pending_with_the_error(make_app, 
         assert message.next_attempt_at > message.created_at
         assert deliver_due_messages() == 0  # backing off: not retried at once
         assert db.session.scalar(sa.select(OutboxMessage.attempts)) == 1
+
+
+def test_a_calendar_invitation_travels_as_a_text_calendar_attachment(make_app, smtp_server):
+    from datetime import UTC, datetime
+
+    from workflow_app.notifications.ical import meeting_invitation
+
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port)
+    with app.app_context():
+        from workflow_app.models.org import Person
+
+        person = Person(name="Pat", email="pat@example.nhs.uk")
+        db.session.add(person)
+        db.session.commit()
+        start = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+        ics = meeting_invitation(
+            uid="meeting-42@escalate",
+            sequence=0,
+            title="Budget Review Meeting",
+            description="Level 2b",
+            location="Board room",
+            starts_at=start,
+            ends_at=start.replace(hour=11),
+            organiser_email="ceo@example.nhs.uk",
+            organiser_name="CEO",
+            attendees=[("pat@example.nhs.uk", "Pat")],
+            stamp=start,
+        )
+        queue_email(
+            kind="invite",
+            dedupe_key="invite:42:0",
+            recipient=person,
+            subject="Invitation: Budget Review Meeting",
+            template="password_reset",
+            hours=1,
+            attachments=[("invite.ics", "text/calendar; method=REQUEST", ics)],
+        )
+        db.session.commit()
+        assert deliver_due_messages() == 1
+    data = smtp_server.handler.messages[0]["data"]
+    assert "Content-Type: text/calendar; method=REQUEST" in data
+    assert 'filename="invite.ics"' in data or "filename=invite.ics" in data

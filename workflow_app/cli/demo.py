@@ -45,8 +45,10 @@ def demo_command(host: str, port: int, serve: bool) -> None:
     if not serve:
         return
     if app.config["SCHEDULER_MODE"] == "embedded":
-        start_embedded_scheduler(app)
-        click.echo("Scheduler: running in this process")
+        if start_embedded_scheduler(app) is not None:
+            click.echo("Scheduler: running in this process (sweep every minute)")
+        else:
+            click.echo("Scheduler: another process on this machine is running it")
     click.echo(f"\nOpen http://{host}:{port}/ (Ctrl+C to stop)\n")
     # Flask refuses app.run() inside a CLI command; serve with Werkzeug directly.
     from werkzeug.serving import run_simple

@@ -101,3 +101,21 @@ def _send_claimed(message_id: int) -> int:
     message.last_error = ""
     db.session.commit()
     return 1
+
+
+def retry_failed_message(actor, message: OutboxMessage) -> None:
+    """Put a failed message back in the queue, due now; audited."""
+    from workflow_app.services.audit import record_event
+    from workflow_app.services.errors import ServiceError
+
+    if message.status != "failed":
+        raise ServiceError(f"Only a failed e-mail can be retried; this one is {message.status}")
+    message.status = "pending"
+    message.next_attempt_at = utcnow()
+    record_event(
+        "outbox.retried",
+        object_type="outbox_message",
+        object_id=message.id,
+        summary=f"E-mail to {message.to_address} queued again after failing: {message.subject}",
+        actor=actor,
+    )

@@ -8,8 +8,10 @@ commands never start one); ``off`` leaves it to ``escalate scheduler``.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -53,13 +55,35 @@ def init_scheduler(app: Flask) -> None:
             start_embedded_scheduler(app)
 
 
-def start_embedded_scheduler(app: Flask) -> BaseScheduler:
-    """Start the background scheduler in this process (idempotent)."""
+def _claim_host_lock(app: Flask):
+    """Take an exclusive lock file in the instance folder, or return None if another
+    process on this host holds it (e.g. another gunicorn worker with embedded mode)."""
+    path = Path(app.instance_path) / "scheduler.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def start_embedded_scheduler(app: Flask) -> BaseScheduler | None:
+    """Start the background scheduler in this process, unless another process on this
+    host already runs one (idempotent). Correctness never depends on this: every due row
+    is claimed atomically; the lock only avoids needless duplicate work."""
     with _start_lock:
         scheduler = app.extensions.get("escalate_scheduler")
-        if scheduler is None:
-            scheduler = build_scheduler(app)
-            scheduler.start()
-            app.extensions["escalate_scheduler"] = scheduler
-            app.logger.info("Embedded scheduler started")
+        if scheduler is not None:
+            return scheduler
+        lock = _claim_host_lock(app)
+        if lock is None:
+            app.extensions["escalate_scheduler"] = "elsewhere"
+            app.logger.info("Another process on this host runs the scheduler")
+            return None
+        scheduler = build_scheduler(app)
+        scheduler.start()
+        app.extensions["escalate_scheduler"] = scheduler
+        app.extensions["escalate_scheduler_lock"] = lock
+        app.logger.info("Embedded scheduler started")
         return scheduler

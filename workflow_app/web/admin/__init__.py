@@ -11,8 +11,9 @@ from workflow_app.extensions import db
 from workflow_app.models.audit import AuditEvent
 from workflow_app.models.measures import Measure
 from workflow_app.models.org import Domain, Person, Unit
-from workflow_app.models.outbox import OutboxMessage
+from workflow_app.models.outbox import OUTBOX_STATUSES, OutboxMessage
 from workflow_app.models.roles import ROLE_TITLES
+from workflow_app.notifications.sender import retry_failed_message
 from workflow_app.permissions import (
     can_manage_people,
     can_manage_units,
@@ -369,13 +370,42 @@ def outbox():
     """The local mail outbox: every e-mail the engine has written, newest first."""
     _require(can_read_outbox(current_user))
     page = max(request.args.get("page", 1, type=int), 1)
-    messages = db.paginate(
-        sa.select(OutboxMessage).order_by(OutboxMessage.id.desc()),
-        page=page,
-        per_page=PAGE_SIZE,
-        error_out=False,
+    status = request.args.get("status", "")
+    query = sa.select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    if status in OUTBOX_STATUSES:
+        query = query.where(OutboxMessage.status == status)
+    else:
+        status = ""
+    messages = db.paginate(query, page=page, per_page=PAGE_SIZE, error_out=False)
+    failed = db.session.scalar(
+        sa.select(sa.func.count(OutboxMessage.id)).where(OutboxMessage.status == "failed")
     )
-    return render_template("admin/outbox.html", messages=messages)
+    return render_template(
+        "admin/outbox.html",
+        messages=messages,
+        status=status,
+        failed=failed,
+        statuses=OUTBOX_STATUSES,
+        confirm=ConfirmForm(),
+    )
+
+
+@bp.route("/outbox/<int:message_id>/retry", methods=["POST"])
+@login_required
+def retry_message(message_id: int):
+    """Send a failed e-mail again (after the mail server or address has been fixed)."""
+    _require(can_read_outbox(current_user))
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    message = db.get_or_404(OutboxMessage, message_id)
+    try:
+        with transaction():
+            retry_failed_message(current_user, message)
+    except ServiceError as problem:
+        flash(str(problem), "error")
+    else:
+        flash(f"The e-mail to {message.to_address} will be sent again.", "success")
+    return redirect(url_for("admin.outbox_message", message_id=message.id))
 
 
 @bp.route("/outbox/<int:message_id>")
@@ -384,7 +414,7 @@ def outbox_message(message_id: int):
     """One e-mail as it was written."""
     _require(can_read_outbox(current_user))
     message = db.get_or_404(OutboxMessage, message_id)
-    return render_template("admin/outbox_message.html", message=message)
+    return render_template("admin/outbox_message.html", message=message, confirm=ConfirmForm())
 
 
 @bp.route("/audit")
