@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -75,3 +76,17 @@ def test_error_pages_explain_themselves(client, login, create_person):
     forbidden = client.get("/admin/people")
     assert forbidden.status_code == 403
     assert "You do not have permission" in forbidden.text
+
+
+def test_an_unexpected_error_shows_a_reference_and_changes_nothing(make_app, create_person):
+    app = make_app()
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert "Sorry, there is a problem with the service" in response.text
+    assert re.search(r"reference: <strong>[0-9a-f]{8}</strong>", response.text)
+    assert "kaboom" not in response.text

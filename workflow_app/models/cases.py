@@ -91,9 +91,21 @@ class Decision(db.Model):
     proposed_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("people.id"))
     proposed_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
     decided_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
+    # "engine" for a proposal made by the monthly review, "manual" when raised by a person.
+    origin: so.Mapped[str] = so.mapped_column(sa.String(16), default="manual")
+    rule_id: so.Mapped[str] = so.mapped_column(sa.String(80), default="")
+    period: so.Mapped[date | None] = so.mapped_column(sa.Date)  # the month reviewed
+    # Stable hash of the evidence: revised data that changes it supersedes the proposal.
+    fingerprint: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+    # Re-running a review never writes the same proposal twice.
+    dedupe_key: so.Mapped[str | None] = so.mapped_column(sa.String(200), unique=True)
+    supersedes_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("decisions.id"))
+    # Set when revised data changed the evidence after this was decided (DOMAIN.md dec. 10).
+    evidence_revised_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
 
     case: so.Mapped[EscalationCase] = so.relationship()
     proposed_by: so.Mapped[Person | None] = so.relationship()
+    supersedes: so.Mapped[Decision | None] = so.relationship(remote_side=[id])
     signatures: so.Mapped[list[DecisionSignature]] = so.relationship(
         back_populates="decision", order_by="DecisionSignature.signed_at"
     )
