@@ -283,8 +283,8 @@ def _inline_svg(svg: str, title: str) -> str:
     svg = re.sub(
         r"<svg\b([^>]*)>",
         lambda m: (
-            f'<svg{m.group(1)} role="img" aria-label="{escaped}" '
-            f'style="max-width:100%;height:auto">\n<title>{escaped}</title>'
+            # No style attribute: the pages' CSP forbids inline styles; CSS sizes it.
+            f'<svg{m.group(1)} role="img" aria-label="{escaped}">\n<title>{escaped}</title>'
         ),
         svg,
         count=1,
