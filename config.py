@@ -89,8 +89,6 @@ class Config:
     # "off": run `escalate scheduler` as its own process (gunicorn with several workers).
     SCHEDULER_MODE = os.environ.get("SCHEDULER_MODE", "embedded")
     SWEEP_SECONDS = env_int("SWEEP_SECONDS", 60)
-    # The monthly escalation review runs on this working day after month end, at 08:00.
-    MONTHLY_REVIEW_WORKING_DAY = env_int("MONTHLY_REVIEW_WORKING_DAY", 10)
 
     DEMO_MODE = env_bool("DEMO_MODE", False)
 

@@ -146,7 +146,14 @@ _TOP_OPTIONAL = (
     "consequences",
     "reminders",
     "calendar",
+    "monthly_returns",
 )
+_MONTHLY_RETURNS_KEYS = ("due", "review_after", "missed_returns_exception")
+DEFAULT_MONTHLY_RETURNS = {
+    "due": "5 working days",
+    "review_after": "10 working days",
+    "missed_returns_exception": 2,
+}
 _LEVEL_KEYS = ("title", "description", "monitoring", "cadence", "requires", "support_options")
 _TRACK_KEYS = ("title", "levels", "per_measure")
 _SIGNATURE_KEYS = ("title", "any_of", "count", "sequence", "record_meeting")
@@ -318,6 +325,8 @@ class Framework:
     smart_labels: tuple[str, ...] = ()
     base_cadence: dict[str, Any] = field(default_factory=dict)
     formal_notifications: dict[str, Any] | None = None
+    # When each unit's monthly return is due and when the review runs, after month end.
+    monthly_returns: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MONTHLY_RETURNS))
     path: str | None = None
 
     # -- lookups ---------------------------------------------------------------------------
@@ -638,6 +647,7 @@ class _Checker:
         consequences = self._consequences(data.get("consequences"), levels, roles)
         reminders = self._reminders(data.get("reminders"))
         calendar = self._calendar(data.get("calendar"))
+        monthly_returns = self._monthly_returns(data.get("monthly_returns"))
         base_cadence = self._base_cadence(data.get("base_cadence"))
         notifications = self._formal_notifications(
             data.get("formal_notifications"), levels, signatures
@@ -670,6 +680,7 @@ class _Checker:
             smart_labels=tuple(smart),
             base_cadence=base_cadence,
             formal_notifications=notifications,
+            monthly_returns=monthly_returns,
             path=self.source,
         )
 
@@ -1299,6 +1310,37 @@ class _Checker:
         if data.get("overdue_escalates_to") is not None:
             self.text(data["overdue_escalates_to"], "reminders.overdue_escalates_to")
         return data
+
+    def _monthly_returns(self, raw: Any) -> dict[str, Any]:
+        data = self.mapping(raw, "monthly_returns", required=False)
+        result = dict(DEFAULT_MONTHLY_RETURNS)
+        if not data:
+            return result
+        self.unknown_keys(data, _MONTHLY_RETURNS_KEYS, "monthly_returns")
+        for key in ("due", "review_after"):
+            if data.get(key) is not None:
+                try:
+                    duration = parse_duration(data[key])
+                except ValueError as problem:
+                    self.error(f"monthly_returns.{key}", str(problem))
+                    continue
+                if duration.unit != "working_days":
+                    self.error(
+                        f"monthly_returns.{key}",
+                        'count it in working days after month end, e.g. "5 working days"',
+                    )
+                    continue
+                result[key] = data[key]
+        missed = data.get("missed_returns_exception")
+        if missed is not None:
+            if isinstance(missed, bool) or not isinstance(missed, int) or missed < 1:
+                self.error(
+                    "monthly_returns.missed_returns_exception",
+                    "must be a whole number of months, 1 or more",
+                )
+            else:
+                result["missed_returns_exception"] = missed
+        return result
 
     def _calendar(self, raw: Any) -> dict[str, Any]:
         data = self.mapping(raw, "calendar", required=False)

@@ -27,6 +27,7 @@ def queue_email(
     template: str,
     link: str = "",
     attachments: list[tuple[str, str, bytes]] | None = None,
+    known_new: bool = False,
     **context: object,
 ) -> OutboxMessage:
     """Write an e-mail to the outbox unless one with ``dedupe_key`` already exists.
@@ -36,12 +37,16 @@ def queue_email(
 
     :param link: absolute URL of the page the message is about.
     :param attachments: ``(filename, content_type, content)`` triples, e.g. an .ics invite.
+    :param known_new: the caller guarantees no message with ``dedupe_key`` exists (e.g. it
+        has just claimed the cause atomically): skip the look-up and the flush, for batches.
+        The unique constraint still stops a duplicate.
     """
-    existing = db.session.scalar(
-        sa.select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
-    )
-    if existing is not None:
-        return existing
+    if not known_new:
+        existing = db.session.scalar(
+            sa.select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
+        )
+        if existing is not None:
+            return existing
     domain = current_app.config["MAIL_DEFAULT_SENDER"].rpartition("@")[2] or "localhost"
     context = {
         "recipient": recipient,
@@ -71,5 +76,6 @@ def queue_email(
             OutboxAttachment(filename=filename, content_type=content_type, content=content)
         )
     db.session.add(message)
-    db.session.flush()
+    if not known_new:
+        db.session.flush()
     return message

@@ -2,7 +2,7 @@
 
 Framework A reviews escalation status monthly on month-end reporting (seed 000, 7.7). The
 review of a month falls due on the Nth working day after that month ends
-(``MONTHLY_REVIEW_WORKING_DAY``, default 10) at the reminder time (08:00 Europe/London).
+(the framework's ``monthly_returns.review_after``, e.g. 10 working days) at the reminder time (08:00 Europe/London).
 A :class:`JobRun` row per month, written in the same transaction as the review's result,
 makes it happen exactly once however many schedulers are running, and catch up after an
 outage. The result goes to everyone in the performance team.
@@ -16,6 +16,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from flask import current_app
 
+from state_machines import get_framework, parse_duration
 from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.cases import EscalationCase
@@ -37,10 +38,10 @@ def previous_month(day: date) -> date:
 
 def review_due_at(period: date) -> datetime:
     """When the review of ``period`` (first of a month) falls due, as aware UTC."""
-    calendar = calendar_for(current_app.config["ESCALATE_FRAMEWORK"])
-    day = calendar.month_end_plus_working_days(
-        period.year, period.month, current_app.config["MONTHLY_REVIEW_WORKING_DAY"]
-    )
+    name = current_app.config["ESCALATE_FRAMEWORK"]
+    calendar = calendar_for(name)
+    after = parse_duration(get_framework(name).monthly_returns["review_after"]).amount
+    day = calendar.month_end_plus_working_days(period.year, period.month, after)
     return calendar.reminder_at(day)
 
 

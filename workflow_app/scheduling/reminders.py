@@ -104,6 +104,7 @@ def _deliver(reminder: Reminder, now: datetime, report: ReminderReport) -> None:
         subject=subject,
         template="reminder",
         link=link,
+        known_new=True,  # the reminder was claimed atomically just above
         deadline=deadline,
         reminder=reminder,
         due_local=due_local,
