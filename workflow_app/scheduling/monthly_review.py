@@ -1,8 +1,8 @@
 """The monthly escalation review: when it is due, and running it once per month.
 
 Framework A reviews escalation status monthly on month-end reporting (seed 000, 7.7). The
-review of a month falls due on the Nth working day after that month ends
-(the framework's ``monthly_returns.review_after``, e.g. 10 working days) at the reminder time (08:00 Europe/London).
+review of a month falls due on the Nth working day after that month ends (the framework's
+``monthly_returns.review_after``, e.g. 10 working days) at the reminder time (08:00 London).
 A :class:`JobRun` row per month, written in the same transaction as the review's result,
 makes it happen exactly once however many schedulers are running, and catch up after an
 outage. The result goes to everyone in the performance team.
