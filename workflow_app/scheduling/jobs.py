@@ -18,10 +18,11 @@ from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.deadlines import JobRun
 from workflow_app.notifications.sender import deliver_due_messages
-from workflow_app.scheduling.monthly_review import run_due_monthly_review
+from workflow_app.scheduling.monthly_review import previous_month, run_due_monthly_review
 from workflow_app.scheduling.reminders import process_due_reminders, send_daily_digests
 from workflow_app.services.cadence import top_up_all_cadences
 from workflow_app.services.deadlines import calendar_for
+from workflow_app.services.returns import close_complete_returns, plan_returns
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class SweepReport:
     reminders_skipped: int = 0
     digests: int = 0
     cadence_planned: int = 0
+    returns_planned: int = 0
+    returns_closed: int = 0
     monthly_review: str = ""
     emails_sent: int = 0
     errors: list[str] = field(default_factory=list)
@@ -56,6 +59,26 @@ def top_up_cadence_daily(now: datetime) -> int:
         db.session.rollback()
         return 0
     return created
+
+
+def plan_and_close_returns(now: datetime) -> tuple[int, int]:
+    """Once a month, plan last month's returns; every sweep, close the complete ones."""
+    calendar = calendar_for(current_app.config["ESCALATE_FRAMEWORK"])
+    period = previous_month(calendar.local_date(now))
+    key = f"{period:%Y-%m}"
+    planned = 0
+    if not db.session.scalar(
+        sa.select(JobRun.id).where(JobRun.job == "returns_plan", JobRun.period_key == key)
+    ):
+        db.session.add(JobRun(job="returns_plan", period_key=key, period=period, started_at=now))
+        planned = len(plan_returns(period, now=now))
+    closed = close_complete_returns()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        return 0, 0
+    return planned, closed
 
 
 def sweep(now: datetime | None = None) -> SweepReport:
@@ -83,6 +106,9 @@ def sweep(now: datetime | None = None) -> SweepReport:
     def cadence() -> None:
         report.cadence_planned = top_up_cadence_daily(now)
 
+    def returns() -> None:
+        report.returns_planned, report.returns_closed = plan_and_close_returns(now)
+
     def review() -> None:
         result = run_due_monthly_review(now)
         report.monthly_review = f"{result.period:%Y-%m}" if result else ""
@@ -93,6 +119,7 @@ def sweep(now: datetime | None = None) -> SweepReport:
     step("reminders", reminders)
     step("digests", digests)
     step("cadence", cadence)
+    step("returns", returns)
     step("monthly_review", review)
     step("mail", mail)
     return report

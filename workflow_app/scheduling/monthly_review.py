@@ -27,6 +27,7 @@ from workflow_app.models.roles import PERFORMANCE_TEAM
 from workflow_app.notifications.outbox import absolute_url, queue_email
 from workflow_app.services.audit import record_event
 from workflow_app.services.deadlines import calendar_for
+from workflow_app.services.returns import repeated_missers
 
 JOB = "monthly_review"
 
@@ -67,6 +68,8 @@ class ReviewResult:
 
     period: date
     returns: list[UnitReturn] = field(default_factory=list)
+    # Units that missed their last N returns: a data-quality exception in themselves.
+    repeated_missers: list[tuple[Unit, int]] = field(default_factory=list)
 
     @property
     def missing(self) -> list[UnitReturn]:
@@ -114,6 +117,10 @@ def build_review(period: date, now: datetime | None = None) -> ReviewResult:
         result.returns.append(
             UnitReturn(unit, levels, expected, received, finance is not None, overdue)
         )
+    missers = repeated_missers(now)
+    result.repeated_missers = [
+        (r.unit, missers[r.unit.id]) for r in result.returns if r.unit.id in missers
+    ]
     return result
 
 

@@ -14,6 +14,7 @@ from workflow_app.models.roles import (
     SYSTEM_ADMIN,
 )
 from workflow_app.services.register import register_for, tracks_in
+from workflow_app.services.returns import late_returns
 
 bp = Blueprint("home", __name__)
 
@@ -43,6 +44,7 @@ def index():
     rows = register_for(current_user)
     view, heading = home_view_for(current_user.roles)
     open_cases = [(row, case) for row in rows for case in row.escalated_cases]
+    chase = late_returns() if view in (PERFORMANCE_TEAM, CEO, EXECUTIVE_DIRECTOR) else []
     return render_template(
         "home/index.html",
         rows=rows,
@@ -50,4 +52,5 @@ def index():
         open_cases=open_cases,
         view=view,
         heading=heading,
+        late_returns=chase,
     )
