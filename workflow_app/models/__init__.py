@@ -9,6 +9,7 @@ from workflow_app.models.cases import (
     LevelChange,
 )
 from workflow_app.models.deadlines import Deadline, DeadlinePause, DigestItem, JobRun, Reminder
+from workflow_app.models.imports import ImportBatch
 from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual, TrajectoryValue
 from workflow_app.models.org import Domain, PasswordResetToken, Person, RoleGrant, Unit
 from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
@@ -24,6 +25,7 @@ __all__ = [
     "Domain",
     "EscalationCase",
     "FinancePosition",
+    "ImportBatch",
     "JobRun",
     "LevelChange",
     "Measure",
