@@ -32,7 +32,8 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
     page.goto(f"{base_url}/auth/login")
     page.get_by_label("E-mail address").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
 
 
 def test_each_role_signs_in_and_sees_its_home_page(page, demo_server, tmp_path):
@@ -47,7 +48,8 @@ def test_each_role_signs_in_and_sees_its_home_page(page, demo_server, tmp_path):
             assert rows == 1, "a lead sees only their own unit"
         else:
             assert rows >= 10
-        page.get_by_role("button", name="Sign out").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign out").click()
         assert "/auth/login" in page.url
     assert seen == {role: EXPECTED_HEADINGS[role] for role in seen}
     assert set(seen) == set(EXPECTED_HEADINGS)

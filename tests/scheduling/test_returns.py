@@ -25,8 +25,14 @@ def returns() -> list[Deadline]:
 
 
 def add_measure(unit, domain) -> Measure:
-    measure = Measure(unit_id=unit.id, domain_id=domain.id, code="RTT18", name="RTT",
-                      target=92, direction="higher_is_better")
+    measure = Measure(
+        unit_id=unit.id,
+        domain_id=domain.id,
+        code="RTT18",
+        name="RTT",
+        target=92,
+        direction="higher_is_better",
+    )
     db.session.add(measure)
     db.session.commit()
     return measure
@@ -64,15 +70,17 @@ def test_a_late_return_is_chased_and_closes_when_the_data_arrives(
     db.session.add(MonthlyActual(measure_id=measure.id, period=date(2026, 10, 1), value=90))
     db.session.commit()
     assert sweep().returns_closed == 0  # finance still missing
-    db.session.add(FinancePosition(unit_id=unit.id, period=date(2026, 10, 1), ytd_variance=0,
-                                   forecast_variance=0))
+    db.session.add(
+        FinancePosition(
+            unit_id=unit.id, period=date(2026, 10, 1), ytd_variance=0, forecast_variance=0
+        )
+    )
     db.session.commit()
     assert sweep().returns_closed == 1
     assert returns()[0].status == "done"
 
 
-def test_units_missing_returns_repeatedly_are_an_exception(frozen, people_and_unit,
-                                                           create_person):
+def test_units_missing_returns_repeatedly_are_an_exception(frozen, people_and_unit, create_person):
     lead, executive, unit = people_and_unit
     create_person("performance_team", email="team@example.nhs.uk")
     frozen.move_to(utc(2026, 10, 1, 9, 0))

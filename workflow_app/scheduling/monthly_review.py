@@ -28,6 +28,7 @@ from workflow_app.notifications.outbox import absolute_url, queue_email
 from workflow_app.services.audit import record_event
 from workflow_app.services.deadlines import calendar_for
 from workflow_app.services.returns import repeated_missers
+from workflow_app.services.review import run_review
 
 JOB = "monthly_review"
 
@@ -70,6 +71,9 @@ class ReviewResult:
     returns: list[UnitReturn] = field(default_factory=list)
     # Units that missed their last N returns: a data-quality exception in themselves.
     repeated_missers: list[tuple[Unit, int]] = field(default_factory=list)
+    # What the evaluation proposed (pending decisions), and what it superseded.
+    proposals: list = field(default_factory=list)
+    superseded: int = 0
 
     @property
     def missing(self) -> list[UnitReturn]:
@@ -139,6 +143,9 @@ def run_monthly_review(
     db.session.add(run)
     db.session.flush()
     result = build_review(period, now)
+    outcome = run_review(period, now=now, actor=actor)
+    result.proposals = outcome.created
+    result.superseded = len(outcome.superseded)
     team = db.session.scalars(
         sa.select(Person)
         .join(RoleGrant, RoleGrant.person_id == Person.id)
@@ -151,6 +158,7 @@ def run_monthly_review(
             dedupe_key=f"monthly_review:{key}:{person.id}",
             recipient=person,
             subject=f"Monthly escalation review for {period:%B %Y}: "
+            f"{len(result.proposals)} proposals, "
             f"{len(result.missing)} of {len(result.returns)} returns incomplete",
             template="monthly_review",
             link=absolute_url("/"),
@@ -158,7 +166,8 @@ def run_monthly_review(
         )
     run.finished_at = utcnow()
     run.summary = (
-        f"{len(result.returns)} units; {len(result.missing)} returns incomplete; "
+        f"{len(result.returns)} units; {len(result.proposals)} proposals; "
+        f"{len(result.missing)} returns incomplete; "
         f"sent to {len(team)} people in the performance team"
     )
     record_event(

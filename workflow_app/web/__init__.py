@@ -31,12 +31,24 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.admin import bp as admin_bp
     from workflow_app.web.auth import bp as auth_bp
     from workflow_app.web.cases import bp as cases_bp
+    from workflow_app.web.data import bp as data_bp
     from workflow_app.web.deadlines import bp as deadlines_bp
     from workflow_app.web.frameworks import bp as frameworks_bp
     from workflow_app.web.home import bp as home_bp
+    from workflow_app.web.proposals import bp as proposals_bp
     from workflow_app.web.units import bp as units_bp
 
-    for blueprint in (auth_bp, home_bp, units_bp, cases_bp, deadlines_bp, frameworks_bp, admin_bp):
+    for blueprint in (
+        auth_bp,
+        home_bp,
+        units_bp,
+        cases_bp,
+        deadlines_bp,
+        proposals_bp,
+        data_bp,
+        frameworks_bp,
+        admin_bp,
+    ):
         app.register_blueprint(blueprint)
 
     _register_error_pages(app)

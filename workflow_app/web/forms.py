@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     DecimalField,
     EmailField,
     HiddenField,
@@ -24,6 +25,7 @@ from wtforms.validators import (
     Regexp,
 )
 
+from workflow_app.models.cases import CONCERN_KINDS, CONCERN_SEVERITIES
 from workflow_app.models.measures import DIRECTIONS, MEASURE_KINDS, UNITS_OF_MEASURE
 from workflow_app.models.roles import UNIT_KINDS
 
@@ -176,3 +178,32 @@ class PauseDeadlineForm(FlaskForm):
 
 class CompleteDeadlineForm(FlaskForm):
     note = StringField("Note (optional)", validators=[Optional(), Length(max=200)])
+
+
+class ConcernForm(FlaskForm):
+    domain_id = SelectField("Domain", coerce=int)
+    kind = SelectField("What kind of concern is it?", choices=list(CONCERN_KINDS.items()))
+    severity = SelectField("How severe is it?", choices=list(CONCERN_SEVERITIES.items()))
+    summary = StringField(
+        "Summary", validators=[DataRequired("Summarise the concern"), Length(max=300)]
+    )
+    evidence = TextAreaField(
+        "Evidence",
+        validators=[Optional(), Length(max=10000)],
+        description="Where it comes from: the report, inspection letter or incident reference.",
+    )
+    occurred_on = DateField(
+        "When did it happen?",
+        validators=[Optional()],
+        description="For example 2026-10-27. Leave empty if it is a trend.",
+    )
+
+
+class RunReviewForm(FlaskForm):
+    month = StringField(
+        "Month to review",
+        validators=[
+            DataRequired("Enter the month to review"),
+            Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", message="Enter the month as YYYY-MM, e.g. 2026-10"),
+        ],
+    )

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from state_machines import get_framework
 from workflow_app.extensions import db
 from workflow_app.models.cases import Concern, EscalationCase
 from workflow_app.models.measures import Measure
-from workflow_app.models.org import Unit
+from workflow_app.models.org import Domain, Unit
 from workflow_app.permissions import can_manage_units, can_view_unit
+from workflow_app.services.concerns import can_record_concern, record_concern
+from workflow_app.services.errors import ServiceError
 from workflow_app.services.register import register_for, tracks_in
+from workflow_app.services.unit_of_work import transaction
+from workflow_app.web.forms import ConcernForm
 
 bp = Blueprint("units", __name__, url_prefix="/units")
 
@@ -58,4 +62,37 @@ def show(unit_id: int):
         measures=measures,
         concerns=concerns,
         can_edit=can_manage_units(current_user),
+        can_record_concern=can_record_concern(current_user),
     )
+
+
+@bp.route("/<int:unit_id>/concerns/new", methods=["GET", "POST"])
+@login_required
+def new_concern(unit_id: int):
+    """Record a concern (inspection, never event, external review ...) against the unit."""
+    unit = get_visible_unit_or_404(unit_id)
+    if not can_record_concern(current_user):
+        abort(403, "Only the performance team or an executive can record a concern.")
+    form = ConcernForm()
+    form.domain_id.choices = [
+        (d.id, d.name) for d in db.session.scalars(sa.select(Domain).order_by(Domain.name))
+    ]
+    if form.validate_on_submit():
+        try:
+            with transaction():
+                record_concern(
+                    current_user,
+                    unit,
+                    domain=db.session.get(Domain, form.domain_id.data),
+                    kind=form.kind.data,
+                    severity=form.severity.data,
+                    summary=form.summary.data,
+                    evidence=form.evidence.data or "",
+                    occurred_on=form.occurred_on.data,
+                )
+        except ServiceError as problem:
+            form.summary.errors.append(str(problem))
+        else:
+            flash("Concern recorded. The next review will take it into account.", "success")
+            return redirect(url_for("units.show", unit_id=unit.id))
+    return render_template("units/concern_form.html", form=form, unit=unit)
