@@ -135,6 +135,10 @@ def load_batch(
     batch.problem_count = len(problems)
     batch.result_json = json.dumps({**result.as_dict(), "only_valid": only_valid})
     db.session.flush()
+    # Revised data may change the evidence of proposals already made (DOMAIN.md dec. 10).
+    from workflow_app.services.review import rereview_after_revision
+
+    rereview_after_revision(result.changed, actor=actor)
     return result
 
 

@@ -303,13 +303,23 @@ def _flag_revised(decided: Decision, newer: Decision, now: datetime) -> None:
         )
 
 
-def run_review(period: date, *, actor: Person | None = None, now: datetime | None = None):
-    """Evaluate every active unit for ``period`` and store the proposals (flush only)."""
+def run_review(
+    period: date,
+    *,
+    actor: Person | None = None,
+    now: datetime | None = None,
+    units: list[Unit] | None = None,
+):
+    """Evaluate every active unit (or just ``units``) for ``period``; store the proposals.
+
+    Flushes only; the caller commits.
+    """
     now = now or utcnow()
     outcome = ReviewOutcome(period)
-    units = db.session.scalars(
-        sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
-    ).all()
+    if units is None:
+        units = db.session.scalars(
+            sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
+        ).all()
     for unit in units:
         framework = get_framework(unit.framework)
         evaluation = evaluate_unit(unit_input(unit, period), period, framework)
@@ -326,3 +336,43 @@ def run_review(period: date, *, actor: Person | None = None, now: datetime | Non
         actor=actor,
     )
     return outcome
+
+
+def reviewed_periods() -> set[date]:
+    """Months the review has already run for (by the schedule, or by hand)."""
+    from workflow_app.models.deadlines import JobRun
+
+    periods = set(
+        db.session.scalars(
+            sa.select(Decision.period).where(
+                Decision.origin == "engine", Decision.period.is_not(None)
+            )
+        )
+    )
+    periods.update(
+        p
+        for p in db.session.scalars(sa.select(JobRun.period).where(JobRun.job == "monthly_review"))
+        if p is not None
+    )
+    return periods
+
+
+def rereview_after_revision(
+    changed: set[tuple[int, date]], *, actor: Person | None = None
+) -> list[ReviewOutcome]:
+    """Re-run the reviews that revised data can affect (DOMAIN.md decision 10).
+
+    A changed value for a unit in month M can change the evidence of that unit's review of
+    M and of every later month already reviewed (history feeds SPC and month counts).
+    """
+    earliest: dict[int, date] = {}
+    for unit_id, period in changed:
+        earliest[unit_id] = min(period, earliest.get(unit_id, period))
+    outcomes = []
+    for period in sorted(reviewed_periods()):
+        affected = [
+            db.session.get(Unit, unit_id) for unit_id, first in earliest.items() if first <= period
+        ]
+        if affected:
+            outcomes.append(run_review(period, actor=actor, units=affected))
+    return outcomes
