@@ -89,6 +89,10 @@ def _template_context() -> dict:
             ("units.index", "Units"),
             ("deadlines.index", "Deadlines"),
         ]
+        if current_user.sees_whole_organisation:
+            entries.append(("proposals.index", "Proposals"))
+        if can_manage_units(current_user):
+            entries.append(("data.index", "Data uploads"))
         entries.append(("frameworks.index", "Frameworks"))
         if can_manage_units(current_user) or can_manage_people(current_user):
             entries.append(("admin.index", "Administration"))

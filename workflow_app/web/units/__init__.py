@@ -37,6 +37,28 @@ def index():
     return render_template("units/index.html", rows=rows, tracks=tracks_in(rows))
 
 
+@bp.route("/scorecard")
+@login_required
+def scorecard():
+    """Measures scorecard: units x domains, RAG in the latest month and the trend."""
+    from workflow_app.services.register import visible_units
+    from workflow_app.services.scorecard import scorecard as build_scorecard
+
+    period, domains, rows = build_scorecard(visible_units(current_user))
+    return render_template("units/scorecard.html", period=period, domains=domains, rows=rows)
+
+
+@bp.route("/<int:unit_id>/measures")
+@login_required
+def measures(unit_id: int):
+    """Each measure's chart: actual vs target vs trajectory, SPC limits, RAG by month."""
+    from workflow_app.services.scorecard import measure_views
+
+    unit = get_visible_unit_or_404(unit_id)
+    period, views = measure_views(unit)
+    return render_template("units/measures.html", unit=unit, period=period, views=views)
+
+
 @bp.route("/<int:unit_id>")
 @login_required
 def show(unit_id: int):
