@@ -59,3 +59,17 @@ def test_a_lead_cannot_see_another_units_measures(client, login, create_person, 
     login(lead)
     assert client.get(f"/units/{other.id}/measures").status_code == 404
     assert db.session.scalar(sa.select(sa.func.count(Measure.id))) == 0
+
+
+def test_a_corrected_value_and_the_one_it_replaced_are_both_shown(
+    client, login, create_person, create_unit, create_domain
+):
+    analyst = create_person("performance_team", name="Ann Analyst")
+    unit = create_unit()
+    measure = measure_with_history(unit, create_domain(), [93, 94, 95])
+    db.session.add(MonthlyActual(measure_id=measure.id, period=date(2025, 7, 1), value=91.5,
+                                 revision=2, recorded_by_id=analyst.id))
+    db.session.commit()
+    login(analyst)
+    page = client.get(f"/units/{unit.id}/measures")
+    assert "Jul 2025: 95 corrected to 91.5 (revision 2) by Ann Analyst" in page.text

@@ -13,7 +13,7 @@ from workflow_app.clock import today_london
 from workflow_app.evaluation import MeasureEvaluation, MeasureInput, evaluate_unit
 from workflow_app.extensions import db
 from workflow_app.models.measures import Measure, MonthlyActual
-from workflow_app.models.org import Domain, Unit
+from workflow_app.models.org import Domain, Person, Unit
 from workflow_app.services.review import unit_input
 
 CHART_MONTHS = 18
@@ -55,6 +55,47 @@ class MeasureView:
         if not self.evaluation.rag_by_period:
             return None
         return self.evaluation.rag_by_period[max(self.evaluation.rag_by_period)]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A revised actual: the month, the value it replaced, the new value, who and when."""
+
+    period: date
+    old: float
+    new: float
+    revision: int
+    by: str
+    at: object
+
+
+def corrections(unit: Unit) -> dict[str, list[Correction]]:
+    """Every revised actual of the unit's measures, by measure code (old values stay visible)."""
+    rows = db.session.scalars(
+        sa.select(MonthlyActual)
+        .join(Measure, Measure.id == MonthlyActual.measure_id)
+        .where(Measure.unit_id == unit.id)
+        .order_by(MonthlyActual.measure_id, MonthlyActual.period, MonthlyActual.revision)
+    ).all()
+    result: dict[str, list[Correction]] = {}
+    previous: dict[tuple[int, date], MonthlyActual] = {}
+    for row in rows:
+        key = (row.measure_id, row.period)
+        before = previous.get(key)
+        if before is not None:
+            who = db.session.get(Person, row.recorded_by_id) if row.recorded_by_id else None
+            result.setdefault(row.measure.code, []).append(
+                Correction(
+                    row.period,
+                    float(before.value),
+                    float(row.value),
+                    row.revision,
+                    who.name if who else "an import",
+                    row.recorded_at,
+                )
+            )
+        previous[key] = row
+    return result
 
 
 def measure_views(unit: Unit, period: date | None = None) -> tuple[date, list[MeasureView]]:

@@ -52,11 +52,17 @@ def scorecard():
 @login_required
 def measures(unit_id: int):
     """Each measure's chart: actual vs target vs trajectory, SPC limits, RAG by month."""
-    from workflow_app.services.scorecard import measure_views
+    from workflow_app.services.scorecard import corrections, measure_views
 
     unit = get_visible_unit_or_404(unit_id)
     period, views = measure_views(unit)
-    return render_template("units/measures.html", unit=unit, period=period, views=views)
+    return render_template(
+        "units/measures.html",
+        unit=unit,
+        period=period,
+        views=views,
+        corrections=corrections(unit),
+    )
 
 
 @bp.route("/<int:unit_id>")
