@@ -1,10 +1,12 @@
 """Run every benchmark in bench/ and print one combined table.
 
-For now that is the reminder sweep (bench_sweep) on SQLite and, when PostgreSQL answers at
-``BENCH_DATABASE_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/bench``), on
-PostgreSQL too. Nothing here asserts a speed; the figures are only printed.
+The reminder sweep (bench_sweep) and the import + evaluation of a synthetic body
+(bench_evaluation), each on SQLite and, when PostgreSQL answers at ``BENCH_DATABASE_URL``
+(default ``postgresql+psycopg://postgres@127.0.0.1:5432/bench``), on PostgreSQL too. Nothing
+here asserts a speed; the figures are only printed.
 
-Usage: ``.venv/bin/python -m bench.run [--quick] [--seed N]`` (``--quick``: 2,000 deadlines).
+Usage: ``.venv/bin/python -m bench.run [--quick] [--seed N]`` (``--quick``: 2,000 deadlines,
+and a body of 20 units x 20 measures x 24 months instead of 100 x 50 x 36).
 """
 
 from __future__ import annotations
@@ -16,20 +18,27 @@ import platform
 import sys
 import time
 
-from bench import bench_sweep
+from bench import bench_evaluation, bench_sweep
 
 QUICK_DEADLINES = 2_000
+#: (units, measures, months) of bench_evaluation's synthetic body.
+FULL_BODY = (100, 50, 36)
+QUICK_BODY = (20, 20, 24)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the Escalate benchmarks.")
     parser.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_DEADLINES:,} deadlines instead of 10,000"
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_DEADLINES:,} deadlines instead of 10,000; a body of "
+        f"{' x '.join(map(str, QUICK_BODY))} instead of {' x '.join(map(str, FULL_BODY))}",
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     deadlines = QUICK_DEADLINES if args.quick else 10_000
+    body = QUICK_BODY if args.quick else FULL_BODY
 
     databases = ["sqlite"]
     reason = bench_sweep.postgres_available()
@@ -56,7 +65,28 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + bench_sweep.LATENESS_NOTE)
     print()
     print(bench_sweep.format_table(results))
-    return 0 if all(r.check == "OK" for r in results) else 1
+    print()
+
+    evaluated = []
+    for kind in databases:
+        print(
+            f"bench_evaluation on {kind}, {' x '.join(map(str, body))} body ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        result, _profile = bench_evaluation.run(kind, *body, seed=args.seed)
+        evaluated.append(result)
+        print(bench_evaluation.describe(result))
+        print()
+    print(
+        f"bench_evaluation: import and review of {' x '.join(map(str, body))} "
+        f"units x measures x months (total so far {time.perf_counter() - started:.0f} s)"
+    )
+    print("  " + bench_evaluation.NOTE)
+    print()
+    print(bench_evaluation.format_table(evaluated))
+    checks = [r.check for r in results] + [r.check for r in evaluated]
+    return 0 if all(c == "OK" for c in checks) else 1
 
 
 if __name__ == "__main__":
