@@ -10,6 +10,7 @@ from workflow_app.models.cases import (
 )
 from workflow_app.models.deadlines import Deadline, DeadlinePause, DigestItem, JobRun, Reminder
 from workflow_app.models.imports import ImportBatch
+from workflow_app.models.letters import Letter
 from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual, TrajectoryValue
 from workflow_app.models.org import Domain, PasswordResetToken, Person, RoleGrant, Unit
 from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
@@ -27,6 +28,7 @@ __all__ = [
     "FinancePosition",
     "ImportBatch",
     "JobRun",
+    "Letter",
     "LevelChange",
     "Measure",
     "MonthlyActual",
