@@ -5,6 +5,7 @@ from workflow_app.models.cases import (
     Concern,
     Decision,
     DecisionSignature,
+    Delegation,
     EscalationCase,
     LevelChange,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DeadlinePause",
     "Decision",
     "DecisionSignature",
+    "Delegation",
     "DigestItem",
     "Domain",
     "EscalationCase",

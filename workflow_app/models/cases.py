@@ -102,6 +102,10 @@ class Decision(db.Model):
     supersedes_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("decisions.id"))
     # Set when revised data changed the evidence after this was decided (DOMAIN.md dec. 10).
     evidence_revised_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
+    # Level 3 support options the CEO chose (DOMAIN.md decision 7), JSON: {"option": {...}}.
+    support_options: so.Mapped[str] = so.mapped_column(sa.Text, default="{}")
+    # Why it was rejected, or amended to another level: kept beside the original reason.
+    decision_note: so.Mapped[str] = so.mapped_column(sa.Text, default="")
 
     case: so.Mapped[EscalationCase] = so.relationship()
     proposed_by: so.Mapped[Person | None] = so.relationship()
@@ -162,3 +166,25 @@ class Concern(db.Model):
     unit: so.Mapped[Unit] = so.relationship()
     domain: so.Mapped[Domain] = so.relationship()
     recorded_by: so.Mapped[Person | None] = so.relationship()
+
+
+class Delegation(db.Model):
+    """Authority delegated for a period (leave cover): the delegate may sign in the role of
+    the delegator, and the record shows "signed by X as delegate of Y"."""
+
+    __tablename__ = "delegations"
+    __table_args__ = (sa.CheckConstraint("ends_at > starts_at", name="period"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    delegator_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("people.id"), index=True)
+    delegate_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("people.id"), index=True)
+    role: so.Mapped[str] = so.mapped_column(sa.String(64))
+    starts_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    ends_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime())
+    reason: so.Mapped[str] = so.mapped_column(sa.String(300), default="")
+    created_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("people.id"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
+
+    delegator: so.Mapped[Person] = so.relationship(foreign_keys=[delegator_id])
+    delegate: so.Mapped[Person] = so.relationship(foreign_keys=[delegate_id])

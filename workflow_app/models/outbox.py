@@ -47,6 +47,9 @@ class OutboxMessage(db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
     next_attempt_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
     sent_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
+    # A message "held" for a letter is released, with the letter's PDF attached, once the
+    # PDF exists (DESIGN.md principle 4).
+    letter_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("letters.id"), index=True)
 
     recipient = so.relationship("Person")
     attachments: so.Mapped[list[OutboxAttachment]] = so.relationship(

@@ -28,6 +28,7 @@ def queue_email(
     link: str = "",
     attachments: list[tuple[str, str, bytes]] | None = None,
     known_new: bool = False,
+    hold_for_letter=None,
     **context: object,
 ) -> OutboxMessage:
     """Write an e-mail to the outbox unless one with ``dedupe_key`` already exists.
@@ -37,6 +38,8 @@ def queue_email(
 
     :param link: absolute URL of the page the message is about.
     :param attachments: ``(filename, content_type, content)`` triples, e.g. an .ics invite.
+    :param hold_for_letter: a letter whose PDF must be attached: the message is held until the
+        PDF exists, then released by the sweep.
     :param known_new: the caller guarantees no message with ``dedupe_key`` exists (e.g. it
         has just claimed the cause atomically): skip the look-up and the flush, for batches.
         The unique constraint still stops a duplicate.
@@ -71,6 +74,9 @@ def queue_email(
         body_html=body_html,
         link=link,
     )
+    if hold_for_letter is not None:
+        message.status = "held"
+        message.letter_id = hold_for_letter.id
     for filename, content_type, content in attachments or []:
         message.attachments.append(
             OutboxAttachment(filename=filename, content_type=content_type, content=content)
@@ -79,3 +85,26 @@ def queue_email(
     if not known_new:
         db.session.flush()
     return message
+
+
+def release_held_messages() -> int:
+    """Attach each held message's letter PDF, once it exists, and queue the message."""
+    from workflow_app.models.letters import Letter
+
+    held = db.session.scalars(
+        sa.select(OutboxMessage)
+        .join(Letter, Letter.id == OutboxMessage.letter_id)
+        .where(OutboxMessage.status == "held", Letter.pdf.is_not(None))
+    ).all()
+    for message in held:
+        letter = db.session.get(Letter, message.letter_id)
+        message.attachments.append(
+            OutboxAttachment(
+                filename=f"{letter.reference.replace('/', '-')}.pdf",
+                content_type="application/pdf",
+                content=letter.pdf,
+            )
+        )
+        message.status = "pending"
+    db.session.commit()
+    return len(held)

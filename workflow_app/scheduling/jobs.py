@@ -39,6 +39,8 @@ class SweepReport:
     returns_planned: int = 0
     returns_closed: int = 0
     monthly_review: str = ""
+    letter_pdfs: int = 0
+    emails_released: int = 0
     emails_sent: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -113,6 +115,13 @@ def sweep(now: datetime | None = None) -> SweepReport:
         result = run_due_monthly_review(now)
         report.monthly_review = f"{result.period:%Y-%m}" if result else ""
 
+    def letters() -> None:
+        from workflow_app.letters.pdf import render_pending_pdfs
+        from workflow_app.notifications.outbox import release_held_messages
+
+        report.letter_pdfs = render_pending_pdfs()
+        report.emails_released = release_held_messages()
+
     def mail() -> None:
         report.emails_sent = deliver_due_messages()
 
@@ -121,6 +130,7 @@ def sweep(now: datetime | None = None) -> SweepReport:
     step("cadence", cadence)
     step("returns", returns)
     step("monthly_review", review)
+    step("letters", letters)
     step("mail", mail)
     return report
 

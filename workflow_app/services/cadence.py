@@ -55,7 +55,33 @@ def cadence_of(case: EscalationCase) -> dict[str, Duration]:
     for name, every in (level.cadence if level else {}).items():
         first = every[0] if isinstance(every, list | tuple) else every
         result[name] = parse_duration(first)
+    # Progress meetings with the CEO, when chosen as a Level 3 support option (decision 7).
+    options = chosen_support_options(case)
+    if "ceo_progress_meetings" in options:
+        every = (options["ceo_progress_meetings"] or {}).get("every", "2 weeks")
+        result["ceo_progress_meeting"] = parse_duration(every)
     return result
+
+
+def chosen_support_options(case: EscalationCase) -> dict:
+    """Support options chosen by the decision that brought the case to its current level."""
+    import json
+
+    from workflow_app.models.cases import Decision
+
+    decision = db.session.scalar(
+        sa.select(Decision)
+        .where(
+            Decision.case_id == case.id,
+            Decision.status == "approved",
+            Decision.to_level == case.level,
+        )
+        .order_by(Decision.decided_at.desc())
+        .limit(1)
+    )
+    if decision is None or not decision.support_options:
+        return {}
+    return json.loads(decision.support_options)
 
 
 def _level_prefix(case: EscalationCase) -> str:

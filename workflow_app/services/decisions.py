@@ -1,0 +1,387 @@
+"""Deciding proposals: signatures, the state machine, and the consequences, in one transaction.
+
+DOMAIN.md decision 2: a decision takes effect when the signatures its framework rule requires
+are complete (one executive on behalf of the Executive Team naming the meeting; or two named
+roles in sequence). The signature that completes it applies the transition through the
+framework's state machine, writes the level history and the audit row, and creates the
+framework's consequences: the letter, the deadlines, the cadence and the notifications.
+Exactly one decision wins a race: the decision row moves from ``pending`` by a conditional
+UPDATE and the case's version column guards its level (DESIGN.md principle 5).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from state_machines import IllegalTransition, apply_transition, get_framework
+from workflow_app.clock import to_london, utcnow
+from workflow_app.extensions import db
+from workflow_app.letters.store import issue_letter
+from workflow_app.models.cases import (
+    Decision,
+    DecisionSignature,
+    Delegation,
+    EscalationCase,
+    LevelChange,
+)
+from workflow_app.models.org import Person
+from workflow_app.models.roles import CEO, EXECUTIVE_DIRECTOR, PERFORMANCE_TEAM, ROLE_TITLES
+from workflow_app.notifications.outbox import absolute_url, queue_email
+from workflow_app.services.audit import record_event
+from workflow_app.services.cadence import replan_cadence
+from workflow_app.services.deadlines import create_deadline
+from workflow_app.services.errors import Conflict, PermissionDenied, ServiceError
+from workflow_app.services.passwords import check_password
+
+OUTCOMES = ("approve", "reject")
+
+
+@dataclass(frozen=True)
+class SigningCapacity:
+    """In which role a person may sign, and for whom if as a delegate."""
+
+    role: str
+    on_behalf_of: Person | None = None
+
+
+def active_delegations(person: Person, at: datetime) -> list[Delegation]:
+    """Delegations to ``person`` in force at ``at``."""
+    return list(
+        db.session.scalars(
+            sa.select(Delegation).where(
+                Delegation.delegate_id == person.id,
+                Delegation.starts_at <= at,
+                Delegation.ends_at > at,
+                Delegation.revoked_at.is_(None),
+            )
+        )
+    )
+
+
+def signing_capacity(person: Person, decision: Decision, at: datetime) -> SigningCapacity | None:
+    """The role ``person`` may sign ``decision`` in next, directly or as a delegate."""
+    framework = get_framework(decision.case.framework)
+    rule = framework.signatures[decision.signature_rule]
+    signed = [s.role for s in decision.signatures]
+    if any(s.person_id == person.id for s in decision.signatures):
+        return None
+    if rule.sequence:
+        wanted = [rule.sequence[len(signed)]] if len(signed) < len(rule.sequence) else []
+    else:
+        wanted = list(rule.any_of)
+    for role in wanted:
+        if role in person.roles:
+            return SigningCapacity(role)
+    for delegation in active_delegations(person, at):
+        if delegation.role in wanted and delegation.role in delegation.delegator.roles:
+            return SigningCapacity(delegation.role, delegation.delegator)
+    return None
+
+
+def _meaning(
+    outcome: str, decision: Decision, capacity: SigningCapacity, rule, meeting: str
+) -> str:
+    verb = "Approved" if outcome == "approve" else "Rejected"
+    body = {"executive_team": " on behalf of the Executive Team"}.get(decision.signature_rule, "")
+    text = f"{verb}{body}"
+    if meeting:
+        text += f" at {meeting}"
+    return text
+
+
+def decide_proposal(
+    actor: Person,
+    decision: Decision,
+    *,
+    outcome: str,
+    reason: str,
+    password: str,
+    to_level: str | None = None,
+    meeting_reference: str = "",
+    support_options: dict | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """Sign a pending decision: approve (optionally at another declared level) or reject.
+
+    :raises PermissionDenied: the actor may not sign this decision (role, sequence).
+    :raises Conflict: someone else decided it first ("already decided by X at T").
+    :raises ServiceError: wrong password, missing reason or meeting, an illegal level.
+    """
+    now = now or utcnow()
+    if outcome not in OUTCOMES:
+        raise ServiceError("Choose to approve or reject")
+    if not check_password(actor.password_hash, password):
+        raise ServiceError("Your password was not correct, so nothing was signed")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("Give the reason for your decision")
+    if decision.status != "pending":
+        raise Conflict(_already_decided(decision))
+    case = decision.case
+    framework = get_framework(case.framework)
+    if decision.from_level != case.level:
+        raise Conflict(
+            f"The case has moved to {framework.level_title(case.level)} since this was proposed; "
+            "nothing was signed"
+        )
+    if outcome == "approve" and to_level and to_level != decision.to_level:
+        transition = framework.transition(case.track, case.level, to_level)
+        if transition is None:
+            raise ServiceError(
+                f"The framework does not allow a move from {framework.level_title(case.level)} "
+                f"to {framework.level_title(to_level)}"
+            )
+        decision.decision_note = (
+            f"Amended from {framework.level_title(decision.to_level)} to "
+            f"{framework.level_title(to_level)}: {reason}"
+        )
+        decision.to_level = to_level
+        decision.signature_rule = transition.signed_by
+    rule = framework.signatures[decision.signature_rule]
+    capacity = signing_capacity(actor, decision, now)
+    if capacity is None:
+        raise PermissionDenied(
+            f"This decision needs {_who(rule, framework)}; your roles do not allow you to sign it"
+        )
+    if rule.record_meeting and outcome == "approve" and not meeting_reference.strip():
+        raise ServiceError("Name the meeting where this was agreed")
+    signature = DecisionSignature(
+        person_id=actor.id,
+        role=capacity.role,
+        meaning=_meaning(outcome, decision, capacity, rule, meeting_reference.strip()),
+        on_behalf_of_id=capacity.on_behalf_of.id if capacity.on_behalf_of else None,
+        signed_at=now,
+    )
+    decision.signatures.append(signature)  # keeps the loaded collection current
+    if meeting_reference.strip():
+        decision.meeting_reference = meeting_reference.strip()
+    db.session.flush()
+    record_event(
+        f"decision.signed_{outcome}",
+        object_type="decision",
+        object_id=decision.id,
+        summary=f"{actor.name} signed ({signature.meaning}) as "
+        f"{ROLE_TITLES.get(capacity.role, capacity.role)}"
+        + (f", delegate of {capacity.on_behalf_of.name}" if capacity.on_behalf_of else ""),
+        actor=actor,
+        details={"reason": reason, "outcome": outcome},
+    )
+    if outcome == "reject":
+        _complete(decision, "rejected", now)
+        decision.decision_note = decision.decision_note or f"Rejected: {reason}"
+        return decision
+    if len(decision.signatures) < rule.count:
+        return decision  # waiting for the next signature
+    if support_options:
+        decision.support_options = json.dumps(support_options, sort_keys=True)
+    _complete(decision, "approved", now)
+    _apply(decision, actor, now)
+    return decision
+
+
+def _who(rule, framework) -> str:
+    roles = rule.sequence or rule.any_of
+    names = [framework.decider_roles.get(r, r) for r in roles]
+    joiner = " then " if rule.sequence else " or "
+    return joiner.join(names)
+
+
+def _already_decided(decision: Decision) -> str:
+    last = decision.signatures[-1] if decision.signatures else None
+    when = to_london(decision.decided_at) if decision.decided_at else None
+    who = f" by {last.person.name}" if last else ""
+    at = f" at {when:%H:%M on %d %b %Y}" if when else ""
+    return f"This was already {decision.status}{who}{at}; nothing you sent was signed"
+
+
+def _complete(decision: Decision, status: str, now: datetime) -> None:
+    won = db.session.execute(
+        sa.update(Decision)
+        .where(Decision.id == decision.id, Decision.status == "pending")
+        .values(status=status, decided_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(decision)
+        raise Conflict(_already_decided(decision))
+    decision.status = status
+    decision.decided_at = now
+
+
+def _apply(decision: Decision, actor: Person, now: datetime) -> None:
+    case = decision.case
+    framework = get_framework(case.framework)
+    try:
+        new_level = apply_transition(framework, case.track, case.level, decision.to_level)
+    except IllegalTransition as illegal:
+        raise ServiceError(str(illegal)) from None
+    old_level = case.level
+    case.level = new_level
+    case.level_since = now
+    db.session.add(
+        LevelChange(
+            case_id=case.id,
+            from_level=old_level,
+            to_level=new_level,
+            decision_id=decision.id,
+            changed_at=now,
+        )
+    )
+    db.session.flush()  # the case's version check: a concurrent change raises StaleDataError
+    record_event(
+        "decision.approved",
+        object_type="decision",
+        object_id=decision.id,
+        summary=f"{case.unit.name}, {framework.track_for(case.track).title}: "
+        f"{framework.level_title(old_level)} to {framework.level_title(new_level)}",
+        actor=actor,
+    )
+    for other in db.session.scalars(
+        sa.select(Decision).where(
+            Decision.case_id == case.id, Decision.status == "pending", Decision.id != decision.id
+        )
+    ):
+        other.status = "superseded"
+        other.decided_at = now
+    create_consequences(decision, old_level, actor, now)
+
+
+def create_consequences(decision: Decision, old_level: str, actor: Person, now: datetime) -> None:
+    """The framework's consequences of a decided transition (DOMAIN.md "what follows")."""
+    case = decision.case
+    framework = get_framework(case.framework)
+    transition = framework.transition(case.track, old_level, case.level)
+    spec = framework.consequences_for(transition) if transition else {}
+    first_due = None
+    for item in spec.get("deadlines", []):
+        deadline = create_deadline(
+            dedupe_key=f"decision:{decision.id}:{item['kind']}",
+            kind=item["kind"],
+            title=item["kind"].replace("_", " ").capitalize(),
+            unit=case.unit,
+            framework=case.framework,
+            case=case,
+            working_days=int(str(item["in"]).split()[0]),
+            starting=now,
+            actor=actor,
+        )
+        first_due = first_due or deadline.due_at
+    letter = None
+    if spec.get("letter"):
+        extra = {}
+        options = json.loads(decision.support_options or "{}")
+        if options:
+            extra["support_options"] = [name.replace("_", " ") for name in options]
+        letter = issue_letter(
+            case=case,
+            decision=decision,
+            kind=spec["letter"],
+            issued_by=actor,
+            response_due_at=first_due,
+            context_extra=extra or None,
+        )
+    _support_option_consequences(decision, actor, now)
+    replan_cadence(case, now=now)
+    recipients = {
+        p.id: p
+        for p in (case.unit.lead, case.unit.accountable_executive, case.unit.budget_holder)
+        if p is not None
+    }
+    for person in recipients.values():
+        queue_email(
+            kind="decision",
+            dedupe_key=f"decision:{decision.id}:notify:{person.id}",
+            recipient=person,
+            subject=f"{case.unit.name}: {framework.track_for(case.track).title} now at "
+            f"{framework.level_title(case.level)}",
+            template="decision",
+            link=absolute_url(f"/cases/{case.id}"),
+            decision=decision,
+            case=case,
+            framework=framework,
+            letter=letter,
+            hold_for_letter=letter,
+        )
+
+
+SUPPORT_OPTION_DEADLINES = {
+    # DOMAIN.md decision 7: each chosen option creates its consequences (seed 000, 7.8 table).
+    "independent_review": ("Independent review commissioned and reported", 20),
+    "leadership_change": ("Leadership arrangements agreed and in place", 20),
+    "hr_policies": ("HR policy actions agreed with Workforce & OD", 10),
+}
+
+
+def _support_option_consequences(decision: Decision, actor: Person, now: datetime) -> None:
+    """The CEO's chosen Level 3 support options become obligations and cadence."""
+    case = decision.case
+    for name in json.loads(decision.support_options or "{}"):
+        if name in SUPPORT_OPTION_DEADLINES:
+            title, days = SUPPORT_OPTION_DEADLINES[name]
+            create_deadline(
+                dedupe_key=f"decision:{decision.id}:option:{name}",
+                kind=f"support_option:{name}",
+                title=title,
+                unit=case.unit,
+                framework=case.framework,
+                case=case,
+                owner=case.unit.accountable_executive,
+                working_days=days,
+                starting=now,
+                actor=actor,
+            )
+        # ceo_progress_meetings: the cadence reads the chosen option (services/cadence.py).
+
+
+def can_raise_escalation(person: Person | None) -> bool:
+    """Executives and the performance team may raise an escalation by hand."""
+    return bool(person and getattr(person, "is_authenticated", False)) and person.has_role(
+        CEO, EXECUTIVE_DIRECTOR, PERFORMANCE_TEAM
+    )
+
+
+def raise_escalation(
+    actor: Person, case: EscalationCase, *, to_level: str, reason: str, evidence_note: str
+) -> Decision:
+    """A proposal raised by hand (judgement): mandatory reason and evidence note."""
+    if not can_raise_escalation(actor):
+        raise PermissionDenied("Only an executive or the performance team can raise this")
+    if not (reason or "").strip():
+        raise ServiceError("Give the reason for raising this")
+    if not (evidence_note or "").strip():
+        raise ServiceError("Describe the evidence")
+    framework = get_framework(case.framework)
+    transition = framework.transition(case.track, case.level, to_level)
+    if transition is None:
+        raise ServiceError(
+            f"The framework does not allow a move from {framework.level_title(case.level)} to "
+            f"{framework.level_title(to_level)}"
+        )
+    decision = Decision(
+        case_id=case.id,
+        kind="escalate" if transition.direction == "up" else "de_escalate",
+        from_level=case.level,
+        to_level=to_level,
+        status="pending",
+        signature_rule=transition.signed_by,
+        reason=reason.strip(),
+        evidence=json.dumps({"note": evidence_note.strip()}),
+        origin="manual",
+        proposed_by_id=actor.id,
+    )
+    db.session.add(decision)
+    db.session.flush()
+    record_event(
+        "proposal.raised",
+        object_type="decision",
+        object_id=decision.id,
+        summary=f"{actor.name} raised {framework.level_title(case.level)} to "
+        f"{framework.level_title(to_level)} for {case.unit.name}: {reason.strip()}",
+        actor=actor,
+    )
+    return decision
