@@ -385,3 +385,68 @@ def test_two_approvals_at_once_give_exactly_one_transition(app, board, create_pe
     )
     assert db.session.scalar(sa.select(sa.func.count(Letter.id))) == 1
     assert case_of(unit, "finance").level == "2b"
+
+
+def test_nhs_wales_formal_notification_without_a_level_change(create_person, create_unit):
+    from workflow_app.services.decisions import issue_formal_notification
+
+    dg = create_person("director_general", name="Dai General", email="dg@example.gov.wales")
+    unit = create_unit(framework="nhs_wales", kind="organisation", name="Health Board")
+    case = case_of(unit, "finance")
+    notice = issue_formal_notification(
+        dg, case, kind="letter_of_concern", reason="Deficit widening", password=PASSWORD
+    )
+    db.session.commit()
+    assert notice.kind == "notice" and notice.status == "approved"
+    assert case_of(unit, "finance").level == "1"
+    assert db.session.scalar(sa.select(Letter.kind)) == "letter_of_concern"
+    case.level = "3"
+    db.session.commit()
+    with pytest.raises(ServiceError, match="can be issued at 1, 2"):
+        issue_formal_notification(dg, case, kind="letter_of_concern", reason="x", password=PASSWORD)
+
+
+def test_delegation_rules(board, create_person):
+    from workflow_app.services.decisions import create_delegation
+
+    people, unit = board
+    deputy = create_person("executive_director", email="dep@example.nhs.uk")
+    now = datetime.now(UTC)
+    with pytest.raises(ServiceError, match="does not hold the role"):
+        create_delegation(
+            people["exec"],
+            delegator=people["exec"],
+            delegate=deputy,
+            role="ceo",
+            starts_at=now,
+            ends_at=now + timedelta(days=1),
+        )
+    with pytest.raises(PermissionDenied):
+        create_delegation(
+            people["exec"],
+            delegator=people["ceo"],
+            delegate=deputy,
+            role="ceo",
+            starts_at=now,
+            ends_at=now + timedelta(days=1),
+        )
+    with pytest.raises(ServiceError, match="end after it starts"):
+        create_delegation(
+            people["ceo"],
+            delegator=people["ceo"],
+            delegate=deputy,
+            role="ceo",
+            starts_at=now,
+            ends_at=now,
+        )
+    delegation = create_delegation(
+        people["ceo"],
+        delegator=people["ceo"],
+        delegate=deputy,
+        role="ceo",
+        starts_at=now,
+        ends_at=now + timedelta(days=7),
+        reason="Leave",
+    )
+    db.session.commit()
+    assert delegation.id is not None

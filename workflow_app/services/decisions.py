@@ -385,3 +385,119 @@ def raise_escalation(
         actor=actor,
     )
     return decision
+
+
+def issue_formal_notification(
+    actor: Person,
+    case: EscalationCase,
+    *,
+    kind: str,
+    reason: str,
+    password: str,
+    now: datetime | None = None,
+) -> Decision:
+    """Issue a letter of concern or performance notice without a level change.
+
+    Framework B, 7.2: formal notifications can be issued at levels 1 and 2 without changing
+    the level. It is recorded as a decision of kind ``notice`` (from and to the same level),
+    signed by the framework's decider and re-authenticated, with its letter.
+    """
+    now = now or utcnow()
+    framework = get_framework(case.framework)
+    rules = framework.formal_notifications or {}
+    if not rules:
+        raise ServiceError(f"The {framework.title} has no formal notifications")
+    if case.level not in rules.get("allowed_at", []):
+        raise ServiceError(
+            f"Formal notifications can be issued at {', '.join(rules['allowed_at'])}, "
+            f"not at {framework.level_title(case.level)}"
+        )
+    if kind not in rules.get("kinds", []):
+        raise ServiceError(f"{kind!r} is not a formal notification of this framework")
+    if not check_password(actor.password_hash, password):
+        raise ServiceError("Your password was not correct, so nothing was signed")
+    if not (reason or "").strip():
+        raise ServiceError("Give the reason for the notification")
+    decision = Decision(
+        case_id=case.id,
+        kind="notice",
+        from_level=case.level,
+        to_level=case.level,
+        status="pending",
+        signature_rule=rules["signed_by"],
+        reason=reason.strip(),
+        proposed_by_id=actor.id,
+        proposed_at=now,
+    )
+    db.session.add(decision)
+    db.session.flush()
+    capacity = signing_capacity(actor, decision, now)
+    if capacity is None:
+        who = _who(framework.signatures[rules["signed_by"]], framework)
+        raise PermissionDenied(f"A formal notification needs {who}")
+    decision.signatures.append(
+        DecisionSignature(
+            person_id=actor.id,
+            role=capacity.role,
+            meaning=f"Issued the {kind.replace('_', ' ')}",
+            on_behalf_of_id=capacity.on_behalf_of.id if capacity.on_behalf_of else None,
+            signed_at=now,
+        )
+    )
+    decision.status = "approved"
+    decision.decided_at = now
+    db.session.flush()
+    issue_letter(case=case, decision=decision, kind=kind, issued_by=actor)
+    record_event(
+        "notice.issued",
+        object_type="decision",
+        object_id=decision.id,
+        summary=f"{kind.replace('_', ' ').capitalize()} issued to {case.unit.name}: "
+        f"{reason.strip()}",
+        actor=actor,
+    )
+    return decision
+
+
+def create_delegation(
+    actor: Person,
+    *,
+    delegator: Person,
+    delegate: Person,
+    role: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str = "",
+) -> Delegation:
+    """Give ``delegate`` the authority to sign in ``delegator``'s role for a period."""
+    from workflow_app.permissions import can_manage_people
+
+    if not (can_manage_people(actor) or actor.id == delegator.id):
+        raise PermissionDenied("Only the person delegating, or a system administrator, can do this")
+    if role not in delegator.roles:
+        raise ServiceError(f"{delegator.name} does not hold the role {role}")
+    if delegate.id == delegator.id:
+        raise ServiceError("A person cannot delegate to themselves")
+    if ends_at <= starts_at:
+        raise ServiceError("The delegation must end after it starts")
+    delegation = Delegation(
+        delegator_id=delegator.id,
+        delegate_id=delegate.id,
+        role=role,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=reason.strip()[:300],
+        created_by_id=actor.id,
+    )
+    db.session.add(delegation)
+    db.session.flush()
+    record_event(
+        "delegation.created",
+        object_type="delegation",
+        object_id=delegation.id,
+        summary=f"{delegate.name} may sign as {ROLE_TITLES.get(role, role)} for "
+        f"{delegator.name} from {to_london(starts_at):%d %b %Y %H:%M} to "
+        f"{to_london(ends_at):%d %b %Y %H:%M}",
+        actor=actor,
+    )
+    return delegation
