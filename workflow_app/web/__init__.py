@@ -35,6 +35,7 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.deadlines import bp as deadlines_bp
     from workflow_app.web.frameworks import bp as frameworks_bp
     from workflow_app.web.home import bp as home_bp
+    from workflow_app.web.letters import bp as letters_bp
     from workflow_app.web.proposals import bp as proposals_bp
     from workflow_app.web.units import bp as units_bp
 
@@ -46,6 +47,7 @@ def register_web(app: Flask) -> None:
         deadlines_bp,
         proposals_bp,
         data_bp,
+        letters_bp,
         frameworks_bp,
         admin_bp,
     ):

@@ -17,6 +17,7 @@ from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.deadlines import Deadline
+from workflow_app.models.letters import Letter
 from workflow_app.permissions import can_view_unit
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -39,6 +40,9 @@ def show(case_id: int):
         .where(Deadline.case_id == case.id, Deadline.status.in_(("open", "paused")))
         .order_by(Deadline.due_at)
     ).all()
+    letters = db.session.scalars(
+        sa.select(Letter).where(Letter.case_id == case.id).order_by(Letter.issued_at)
+    ).all()
     current = {track.name: case.level}
     try:
         diagram_svg, diagram_text = svg_diagram(framework, track.name, current=current), None
@@ -51,6 +55,7 @@ def show(case_id: int):
         track=track,
         decisions=decisions,
         deadlines=deadlines,
+        letters=letters,
         now=utcnow(),
         allowed=allowed_transitions(framework, case.track, case.level),
         diagram_svg=diagram_svg,
