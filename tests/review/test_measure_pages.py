@@ -11,10 +11,17 @@ from workflow_app.models.measures import Measure, MonthlyActual, TrajectoryValue
 
 
 def measure_with_history(unit, domain, values):
-    measure = Measure(unit_id=unit.id, domain_id=domain.id, code="RTT18",
-                      name="Referral to treatment within 18 weeks", target=92,
-                      direction="higher_is_better", tolerance=1, unit_of_measure="percent",
-                      kind="key_deliverable")
+    measure = Measure(
+        unit_id=unit.id,
+        domain_id=domain.id,
+        code="RTT18",
+        name="Referral to treatment within 18 weeks",
+        target=92,
+        direction="higher_is_better",
+        tolerance=1,
+        unit_of_measure="percent",
+        kind="key_deliverable",
+    )
     db.session.add(measure)
     db.session.flush()
     for i, value in enumerate(values):
@@ -67,8 +74,15 @@ def test_a_corrected_value_and_the_one_it_replaced_are_both_shown(
     analyst = create_person("performance_team", name="Ann Analyst")
     unit = create_unit()
     measure = measure_with_history(unit, create_domain(), [93, 94, 95])
-    db.session.add(MonthlyActual(measure_id=measure.id, period=date(2025, 7, 1), value=91.5,
-                                 revision=2, recorded_by_id=analyst.id))
+    db.session.add(
+        MonthlyActual(
+            measure_id=measure.id,
+            period=date(2025, 7, 1),
+            value=91.5,
+            revision=2,
+            recorded_by_id=analyst.id,
+        )
+    )
     db.session.commit()
     login(analyst)
     page = client.get(f"/units/{unit.id}/measures")
