@@ -101,3 +101,10 @@ def test_security_headers_on_every_page(client):
     assert "default-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_framework_decider_sees_the_organisation(client, login, create_person, create_unit):
+    """NHS Wales' Director General decides for the whole organisation, so sees every unit."""
+    unit = create_unit(framework="nhs_wales", kind="organisation", name="Health Board")
+    login(create_person("director_general"))
+    assert client.get(f"/units/{unit.id}").status_code == 200

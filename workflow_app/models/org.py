@@ -10,7 +10,12 @@ from flask_login import UserMixin
 
 from workflow_app.clock import utcnow
 from workflow_app.extensions import db
-from workflow_app.models.roles import ORGANISATION_WIDE_ROLES, ROLE_TITLES, UNIT_KINDS
+from workflow_app.models.roles import (
+    DIRECTORATE_LEAD,
+    ORGANISATION_WIDE_ROLES,
+    ROLE_TITLES,
+    UNIT_KINDS,
+)
 from workflow_app.models.types import UTCDateTime
 
 
@@ -71,8 +76,14 @@ class Person(UserMixin, db.Model):
 
     @property
     def sees_whole_organisation(self) -> bool:
-        """True for roles that may see every unit (not only the units they lead)."""
-        return bool(self.roles & ORGANISATION_WIDE_ROLES)
+        """True for roles that may see every unit (not only the units they lead).
+
+        Framework decider roles (e.g. NHS Wales' Director General or Minister) decide for the
+        whole organisation, so they see it too; only a directorate lead is limited.
+        """
+        return bool(self.roles & ORGANISATION_WIDE_ROLES) or bool(
+            self.roles - ORGANISATION_WIDE_ROLES - {DIRECTORATE_LEAD}
+        )
 
 
 class RoleGrant(db.Model):

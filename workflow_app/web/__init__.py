@@ -33,6 +33,7 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.cases import bp as cases_bp
     from workflow_app.web.data import bp as data_bp
     from workflow_app.web.deadlines import bp as deadlines_bp
+    from workflow_app.web.decisions import bp as decisions_bp
     from workflow_app.web.frameworks import bp as frameworks_bp
     from workflow_app.web.home import bp as home_bp
     from workflow_app.web.letters import bp as letters_bp
@@ -46,6 +47,7 @@ def register_web(app: Flask) -> None:
         cases_bp,
         deadlines_bp,
         proposals_bp,
+        decisions_bp,
         data_bp,
         letters_bp,
         frameworks_bp,
@@ -92,6 +94,7 @@ def _template_context() -> dict:
             ("deadlines.index", "Deadlines"),
         ]
         if current_user.sees_whole_organisation:
+            entries.append(("decisions.index", "Decisions"))
             entries.append(("proposals.index", "Proposals"))
         if can_manage_units(current_user):
             entries.append(("data.index", "Data uploads"))

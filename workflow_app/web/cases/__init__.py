@@ -19,6 +19,7 @@ from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.deadlines import Deadline
 from workflow_app.models.letters import Letter
 from workflow_app.permissions import can_view_unit
+from workflow_app.services.decisions import can_raise_escalation
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -56,6 +57,7 @@ def show(case_id: int):
         decisions=decisions,
         deadlines=deadlines,
         letters=letters,
+        can_raise=can_raise_escalation(current_user),
         now=utcnow(),
         allowed=allowed_transitions(framework, case.track, case.level),
         diagram_svg=diagram_svg,
