@@ -21,13 +21,12 @@ from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.cases import EscalationCase
 from workflow_app.models.deadlines import Deadline, JobRun
-from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual
 from workflow_app.models.org import Person, RoleGrant, Unit
 from workflow_app.models.roles import PERFORMANCE_TEAM
 from workflow_app.notifications.outbox import absolute_url, queue_email
 from workflow_app.services.audit import record_event
 from workflow_app.services.deadlines import calendar_for
-from workflow_app.services.returns import repeated_missers
+from workflow_app.services.returns import repeated_missers, return_status
 from workflow_app.services.review import run_review
 
 JOB = "monthly_review"
@@ -81,10 +80,10 @@ class ReviewResult:
 
 
 def build_review(period: date, now: datetime | None = None) -> ReviewResult:
-    """Gather each active unit's return and position for ``period``.
+    """Gather each active unit's return, levels and overdue obligations for ``period``.
 
-    The evaluation of measures against the framework's triggers (proposals with their
-    evidence) plugs in here; this gathers the data and the state of every unit.
+    The evaluation itself (proposals with their evidence) is ``services.review.run_review``,
+    which :func:`run_monthly_review` runs beside this.
     """
     now = now or utcnow()
     result = ReviewResult(period)
@@ -92,21 +91,7 @@ def build_review(period: date, now: datetime | None = None) -> ReviewResult:
         sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
     ).all()
     for unit in units:
-        expected = db.session.scalar(
-            sa.select(sa.func.count(Measure.id)).where(
-                Measure.unit_id == unit.id, Measure.is_active.is_(True)
-            )
-        )
-        received = db.session.scalar(
-            sa.select(sa.func.count(sa.distinct(MonthlyActual.measure_id)))
-            .join(Measure, Measure.id == MonthlyActual.measure_id)
-            .where(Measure.unit_id == unit.id, MonthlyActual.period == period)
-        )
-        finance = db.session.scalar(
-            sa.select(FinancePosition.id).where(
-                FinancePosition.unit_id == unit.id, FinancePosition.period == period
-            )
-        )
+        status = return_status(unit, period)
         overdue = db.session.scalar(
             sa.select(sa.func.count(Deadline.id)).where(
                 Deadline.unit_id == unit.id, Deadline.status == "open", Deadline.due_at < now
@@ -119,7 +104,14 @@ def build_review(period: date, now: datetime | None = None) -> ReviewResult:
             )
         }
         result.returns.append(
-            UnitReturn(unit, levels, expected, received, finance is not None, overdue)
+            UnitReturn(
+                unit,
+                levels,
+                status.measures_expected,
+                status.measures_received,
+                status.finance_received,
+                overdue,
+            )
         )
     missers = repeated_missers(now)
     result.repeated_missers = [
