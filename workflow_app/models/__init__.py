@@ -15,6 +15,15 @@ from workflow_app.models.letters import Letter
 from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual, TrajectoryValue
 from workflow_app.models.org import Domain, PasswordResetToken, Person, RoleGrant, Unit
 from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
+from workflow_app.models.plans import (
+    PlanAction,
+    PlanActionUpdate,
+    PlanReviewComment,
+    PlanStatusChange,
+    PlanTrajectoryPoint,
+    PlanVersion,
+    RecoveryPlan,
+)
 
 __all__ = [
     "AuditEvent",
@@ -38,6 +47,13 @@ __all__ = [
     "OutboxMessage",
     "PasswordResetToken",
     "Person",
+    "PlanAction",
+    "PlanActionUpdate",
+    "PlanReviewComment",
+    "PlanStatusChange",
+    "PlanTrajectoryPoint",
+    "PlanVersion",
+    "RecoveryPlan",
     "Reminder",
     "RoleGrant",
     "TrajectoryValue",

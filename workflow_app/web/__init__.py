@@ -37,6 +37,7 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.frameworks import bp as frameworks_bp
     from workflow_app.web.home import bp as home_bp
     from workflow_app.web.letters import bp as letters_bp
+    from workflow_app.web.plans import bp as plans_bp
     from workflow_app.web.proposals import bp as proposals_bp
     from workflow_app.web.units import bp as units_bp
 
@@ -48,6 +49,7 @@ def register_web(app: Flask) -> None:
         deadlines_bp,
         proposals_bp,
         decisions_bp,
+        plans_bp,
         data_bp,
         letters_bp,
         frameworks_bp,

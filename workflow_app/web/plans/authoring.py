@@ -1,0 +1,1 @@
+"""Writing a plan, saving drafts, submitting, reviewing, returning and approving it."""
