@@ -13,6 +13,7 @@ from workflow_app.models.deadlines import Deadline, DeadlinePause, DigestItem, J
 from workflow_app.models.imports import ImportBatch
 from workflow_app.models.letters import Letter
 from workflow_app.models.measures import FinancePosition, Measure, MonthlyActual, TrajectoryValue
+from workflow_app.models.meetings import Meeting, MeetingInvitee
 from workflow_app.models.org import Domain, PasswordResetToken, Person, RoleGrant, Unit
 from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
 from workflow_app.models.plans import (
@@ -42,6 +43,8 @@ __all__ = [
     "Letter",
     "LevelChange",
     "Measure",
+    "Meeting",
+    "MeetingInvitee",
     "MonthlyActual",
     "OutboxAttachment",
     "OutboxMessage",

@@ -131,6 +131,9 @@ class Unit(db.Model):
     budget_holder_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("people.id"))
     framework: so.Mapped[str] = so.mapped_column(sa.String(64), default="iqpf")
     is_active: so.Mapped[bool] = so.mapped_column(default=True)
+    # Earned autonomy (framework A 7.8, framework B 7.1): consistent delivery at the lowest
+    # level earns lighter monitoring (fewer meetings) from this time; any escalation clears it.
+    earned_autonomy_since: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime())
 
     parent: so.Mapped[Unit | None] = so.relationship(remote_side=[id])
     accountable_executive: so.Mapped[Person | None] = so.relationship(
