@@ -1,19 +1,27 @@
-"""The demo health board: deterministic, complete, and telling the designed story."""
+"""The demo health board: deterministic, complete, telling the designed story, and lived
+through its history by the real review, signing and consequence services (decision 0014)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import shutil
 from collections import defaultdict
-from datetime import date
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from config import TestConfig
+from tests.conftest import _make_app
 from workflow_app import create_app
+from workflow_app.clock import LONDON, as_utc, to_london
 from workflow_app.demo import DEMO_PASSWORDS, DEMO_SEED, demo_logins, load_demo
 from workflow_app.extensions import db
+from workflow_app.letters.store import verify_letter
 from workflow_app.models import (
     AuditEvent,
     Concern,
@@ -26,21 +34,76 @@ from workflow_app.models import (
     TrajectoryValue,
     Unit,
 )
-from workflow_app.models.roles import BUILT_IN_ROLES, DIRECTORATE_LEAD
+from workflow_app.models.deadlines import Deadline, JobRun, Reminder
+from workflow_app.models.letters import Letter
+from workflow_app.models.outbox import OutboxMessage
+from workflow_app.models.roles import BUILT_IN_ROLES, CEO, DIRECTORATE_LEAD, EXECUTIVE_DIRECTOR
 from workflow_app.permissions import visible_units_filter
+from workflow_app.scheduling.monthly_review import review_due_at, run_due_monthly_review
 from workflow_app.services.audit import verify_chain
+from workflow_app.services.deadlines import calendar_for
+from workflow_app.services.decisions import signing_capacity
 from workflow_app.services.passwords import check_password, password_problems
 
 TODAY = date(2026, 11, 23)
 LATEST = date(2026, 10, 1)
 FIRST = date(2025, 5, 1)
+# The history's present: nothing due before the start of TODAY may still be open.
+TODAY_STARTS = datetime.combine(TODAY, time(0, 0), tzinfo=LONDON).astimezone(UTC)
+# The replayed reviews: from the seventh month to the month before the latest.
+REVIEWED = [date(2025 + (10 + i) // 12, (10 + i) % 12 + 1, 1) for i in range(11)]
+
+
+@pytest.fixture(scope="module")
+def demo_file(db_kind, migrated_database, tmp_path_factory) -> str | None:
+    """SQLite: the demo loaded once for the module into a file each test copies."""
+    if db_kind == "postgres":
+        return None
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    shutil.copyfile(migrated_database, path)
+    app = _make_app(f"sqlite:///{path}")
+    with app.app_context():
+        load_demo(today=TODAY)
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return str(path)
 
 
 @pytest.fixture
-def demo(app):
-    logins = load_demo(today=TODAY)
-    db.session.commit()
-    return logins
+def demo(request, db_kind, demo_file, tmp_path) -> Iterator[list]:
+    """The demo loaded (``load_demo(today=TODAY)``), with an app context pushed."""
+    if db_kind == "postgres":
+        request.getfixturevalue("app")
+        logins = load_demo(today=TODAY)
+        db.session.commit()
+        yield logins
+        return
+    target = tmp_path / "demo.sqlite3"
+    shutil.copyfile(demo_file, target)
+    app = _make_app(f"sqlite:///{target}")
+    with app.app_context():
+        yield demo_logins()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def person(email_local: str) -> Person:
+    return db.session.scalar(
+        sa.select(Person).where(Person.email == f"{email_local}@demo.escalate.test")
+    )
+
+
+def decisions_by_time() -> list[Decision]:
+    return db.session.scalars(sa.select(Decision).order_by(Decision.decided_at, Decision.id)).all()
+
+
+def case_of(unit_code: str, track: str = "performance") -> EscalationCase:
+    return db.session.scalar(
+        sa.select(EscalationCase)
+        .join(Unit, EscalationCase.unit_id == Unit.id)
+        .where(Unit.code == unit_code, EscalationCase.track == track)
+    )
 
 
 def _number(value: Decimal | None) -> str:
@@ -88,10 +151,28 @@ def latest_values() -> dict[tuple[str, str], list[tuple[date, float]]]:
     return series
 
 
-def test_same_seed_gives_identical_data_in_two_fresh_databases(app):
-    load_demo(today=TODAY)
-    db.session.commit()
+def history_digest() -> str:
+    """SHA-256 over the decisions, signatures, letters and deadlines of the history."""
+    lines = []
+    for d in decisions_by_time():
+        signers = [
+            (s.person.email, s.role, s.meaning, s.signed_at.isoformat()) for s in d.signatures
+        ]
+        lines.append(
+            f"D|{d.case.unit.code}|{d.case.track}|{d.from_level}|{d.to_level}|{d.status}|"
+            f"{d.decided_at.isoformat()}|{d.meeting_reference}|{d.support_options}|{signers}"
+        )
+    for letter in db.session.scalars(sa.select(Letter)):
+        lines.append(f"L|{letter.reference}|{letter.kind}|{letter.html_sha256}")
+    for deadline in db.session.scalars(sa.select(Deadline)):
+        lines.append(f"T|{deadline.dedupe_key}|{deadline.due_at.isoformat()}|{deadline.status}")
+    assert lines
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
+def test_same_seed_gives_identical_data_in_two_fresh_databases(demo):
     first = data_digest()
+    first_history = history_digest()
 
     class Fresh(TestConfig):
         SQLALCHEMY_DATABASE_URI = "sqlite://"
@@ -101,6 +182,7 @@ def test_same_seed_gives_identical_data_in_two_fresh_databases(app):
         db.create_all()
         load_demo(seed=DEMO_SEED, today=TODAY)
         assert data_digest() == first
+        assert history_digest() == first_history
         db.session.rollback()
         load_demo(seed=DEMO_SEED + 1, today=TODAY)
         assert data_digest() != first
@@ -261,42 +343,7 @@ def test_key_deliverables_and_trends_tell_the_designed_story(demo):
     assert trends == {("MED", "FALLS")}
 
 
-def test_case_history_decisions_concerns_and_audit(demo):
-    cases = {
-        (unit, case.track): case
-        for unit, case in db.session.execute(
-            sa.select(Unit.code, EscalationCase).join(Unit, EscalationCase.unit_id == Unit.id)
-        ).all()
-    }
-    assert len(cases) == 2 * db.session.scalar(sa.select(sa.func.count(Unit.id)))
-    raised = {key: case.level for key, case in cases.items() if case.level not in {"1"}}
-    assert raised == {("SURG", "performance"): "2a", ("MHLD", "performance"): "3"}
-
-    surgery = cases[("SURG", "performance")]
-    assert [(c.from_level, c.to_level) for c in surgery.level_changes] == [(None, "1"), ("1", "2a")]
-    (decision,) = db.session.scalars(sa.select(Decision).where(Decision.case_id == surgery.id))
-    assert decision.status == "approved"
-    assert decision.kind == "escalate"
-    assert decision.signature_rule == "executive_team"
-    assert decision.meeting_reference == "Executive Team 14 August 2026"
-    assert surgery.level_since == decision.decided_at == surgery.level_changes[-1].changed_at
-    assert "Referral to treatment" in decision.reason
-    assert decision.proposed_by.email == "performance.team@demo.escalate.test"
-    (signature,) = decision.signatures
-    assert signature.role == "executive_director"
-    assert signature.person.email == "director.operations@demo.escalate.test"
-    assert signature.meaning == "Approved on behalf of the Executive Team"
-
-    mental_health = cases[("MHLD", "performance")]
-    steps = [(c.from_level, c.to_level) for c in mental_health.level_changes]
-    assert steps == [(None, "1"), ("1", "2a"), ("2a", "3")]
-    query = sa.select(Decision).where(Decision.case_id == mental_health.id)
-    decisions = db.session.scalars(query.order_by(Decision.decided_at)).all()
-    assert [(d.from_level, d.to_level) for d in decisions] == [("1", "2a"), ("2a", "3")]
-    assert decisions[1].signatures[0].role == "ceo"
-    assert decisions[1].signatures[0].person.email == "ceo@demo.escalate.test"
-    assert mental_health.level_since == decisions[1].decided_at
-
+def test_concerns_and_audit(demo):
     concerns = db.session.scalars(sa.select(Concern)).all()
     assert 3 <= len(concerns) <= 4
     assert {(c.unit.code, c.kind, c.severity) for c in concerns} >= {
@@ -304,14 +351,279 @@ def test_case_history_decisions_concerns_and_audit(demo):
         ("SURG", "never_event", "high"),
         ("UNSCH", "complaint_trend", "moderate"),
     }
-
     actions = db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions.count("demo.loaded") == 1
-    assert actions.count("decision.approved") == 3
+    assert actions.count("review.run") == len(REVIEWED)
+    approved = db.session.scalar(
+        sa.select(sa.func.count(Decision.id)).where(Decision.status == "approved")
+    )
+    assert actions.count("decision.approved") == approved
+    assert actions.count("letter.issued") == approved
     loaded = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "demo.loaded"))
     assert loaded.summary == f"Demo health board loaded (seed {DEMO_SEED})"
     assert (loaded.object_type, loaded.object_id) == ("organisation", "demo")
+    assert json.loads(loaded.details)["reviews_replayed"] == [p.isoformat() for p in REVIEWED]
     assert verify_chain().ok
+
+
+def test_each_month_was_reviewed_when_the_scheduler_would_and_decided_the_next_working_day(demo):
+    calendar = calendar_for("iqpf")
+    decisions = decisions_by_time()
+    assert decisions
+    assert {d.status for d in decisions} == {"approved", "rejected"}  # nothing left pending
+    engine = [d for d in decisions if d.origin == "engine"]
+    assert {d.period for d in engine} <= set(REVIEWED)
+    assert LATEST not in {d.period for d in decisions}  # the latest month is the app's
+    for d in decisions:
+        decided = to_london(d.decided_at)
+        if d.origin == "engine":
+            # The monthly review's own due time: 08:00 on the 10th working day after month end.
+            assert as_utc(d.proposed_at) == review_due_at(d.period)
+            review_day = to_london(d.proposed_at).date()
+            assert decided.date() == calendar.add_working_days(review_day, 1)
+        assert decided.time() == time(12, 30)
+        assert as_utc(d.proposed_at) < as_utc(d.decided_at) < TODAY_STARTS
+        # The meeting named is the Executive Team on the day the decision was signed.
+        assert d.meeting_reference == f"Executive Team {decided.day} {decided:%B %Y}"
+
+
+def test_decisions_are_signed_by_the_demo_executive_or_ceo_with_reasons(demo):
+    executive, ceo = person("director.operations"), person("ceo")
+    for d in decisions_by_time():
+        (signature,) = d.signatures
+        verb = "Approved" if d.status == "approved" else "Rejected"
+        assert signature.meaning == (
+            f"{verb} on behalf of the Executive Team at {d.meeting_reference}"
+        )
+        assert signature.signed_at == d.decided_at
+        if d.to_level == "3":  # Level 3: the CEO signs and chooses the support options
+            assert (signature.person_id, signature.role) == (ceo.id, CEO)
+            options = json.loads(d.support_options)
+            assert "ceo_progress_meetings" in options
+            assert options["ceo_progress_meetings"]["every"] in {"1 week", "2 weeks"}
+        else:
+            assert (signature.person_id, signature.role) == (executive.id, EXECUTIVE_DIRECTOR)
+            assert json.loads(d.support_options or "{}") == {}
+        # The signer's reason is in the audit trail: it names the unit and quotes the seed.
+        (event,) = db.session.scalars(
+            sa.select(AuditEvent).where(
+                AuditEvent.action
+                == f"decision.signed_{'approve' if verb == 'Approved' else 'reject'}",
+                AuditEvent.object_id == str(d.id),
+            )
+        ).all()
+        assert event.actor_id == signature.person_id
+        reason = json.loads(event.details)["reason"]
+        assert d.case.unit.name in reason
+        assert "seed 000" in reason
+    mhld_3 = db.session.scalar(
+        sa.select(Decision).where(Decision.case_id == case_of("MHLD").id, Decision.to_level == "3")
+    )
+    assert set(json.loads(mhld_3.support_options)) == {
+        "independent_review",
+        "ceo_progress_meetings",
+    }
+
+
+def test_levels_follow_the_replayed_story(demo):
+    changes = {
+        (case.unit.code, case.track): [(c.from_level, c.to_level) for c in case.level_changes]
+        for case in db.session.scalars(sa.select(EscalationCase))
+    }
+    moved = {key: steps for key, steps in changes.items() if len(steps) > 1}
+    escalated_once = [(None, "1"), ("1", "2a")]
+    assert moved == {
+        ("MHLD", "performance"): [(None, "1"), ("1", "2a"), ("2a", "3")],
+        ("SURG", "performance"): [(None, "1"), ("1", "2a"), ("2a", "3")],
+        ("PCC", "performance"): escalated_once,
+        ("CSS", "performance"): escalated_once,
+        ("UNSCH", "performance"): escalated_once,
+        ("WACH", "performance"): [(None, "1"), ("1", "2a"), ("2a", "1")],  # stepped down
+    }
+    # Nobody breached 2b before the latest month, so the finance tracks are all still at 1.
+    assert all(
+        steps == [(None, "1")] for (_u, track), steps in changes.items() if track == "finance"
+    )
+    for case in db.session.scalars(sa.select(EscalationCase)):
+        last = case.level_changes[-1]
+        assert case.level == last.to_level
+        assert case.level_since == last.changed_at
+        if last.decision_id is not None:
+            decision = db.session.get(Decision, last.decision_id)
+            assert decision.status == "approved"
+            assert decision.decided_at == last.changed_at
+    # Mental Health went to 2a first, and to 3 when its recovery failed.
+    mhld = [d for d in decisions_by_time() if d.case_id == case_of("MHLD").id]
+    assert [(d.to_level, d.rule_id) for d in mhld] == [
+        ("2a", "key_deliverables_failing"),
+        ("3", "recovery_failing"),
+    ]
+
+
+def test_judgement_declines_medicine_and_steps_women_and_children_down(demo):
+    medicine = decisions_by_time()
+    medicine = [d for d in medicine if d.case_id == case_of("MED").id]
+    assert [(d.status, d.period) for d in medicine] == [
+        ("rejected", date(2026, 8, 1)),
+        ("rejected", date(2026, 9, 1)),
+    ]
+    for d in medicine:
+        assert d.decision_note.startswith("Rejected: The Executive Team judged the deviation")
+        assert "Inpatient falls per 1,000 bed days" in d.decision_note
+        assert not db.session.scalar(sa.select(Letter.id).where(Letter.decision_id == d.id))
+    assert case_of("MED").level == "1"
+
+    wach = case_of("WACH")
+    step_down = db.session.scalar(
+        sa.select(Decision).where(Decision.case_id == wach.id, Decision.kind == "de_escalate")
+    )
+    assert (step_down.origin, step_down.status) == ("manual", "approved")
+    assert step_down.proposed_by.email == "eleri.vaughan@demo.escalate.test"  # its executive
+    # The reason quotes the data: antenatal booking met its 80% target three months running.
+    assert re.search(
+        r"met its target of 80% in each of the last 3 months \(Jul [\d.]+%", step_down.reason
+    )
+    # Its Level 2a cadence stopped when it stepped down.
+    assert not db.session.scalar(
+        sa.select(sa.func.count(Deadline.id)).where(
+            Deadline.case_id == wach.id, Deadline.status == "open"
+        )
+    )
+
+
+def test_every_level_change_has_its_letter_dated_when_decided(demo):
+    approved = [d for d in decisions_by_time() if d.status == "approved"]
+    letters = db.session.scalars(sa.select(Letter).order_by(Letter.id)).all()
+    assert len(letters) == len(approved) == 9
+    kinds = {"2a": "escalation_2a", "3": "escalation_3", "1": "de_escalation"}
+    for d in approved:
+        (letter,) = [x for x in letters if x.decision_id == d.id]
+        decided = to_london(d.decided_at)
+        assert letter.kind == kinds[d.to_level]
+        assert letter.issued_at == d.decided_at
+        assert letter.issued_by_id == d.signatures[0].person_id
+        assert letter.reference == f"ESC/{d.case.unit.code}/{decided:%Y-%m}/1"
+        assert f"{decided.day} {decided:%B %Y}" in letter.html  # the letter's date
+        assert verify_letter(letter)
+
+
+def test_historic_obligations_were_met_on_time_and_none_is_overdue(demo):
+    deadlines = db.session.scalars(sa.select(Deadline)).all()
+    assert not [d for d in deadlines if d.status in ("open", "paused") and d.due_at < TODAY_STARTS]
+    done = [d for d in deadlines if d.status == "done"]
+    assert len(done) > 50
+    for deadline in done:
+        assert deadline.completed_at == deadline.due_at < TODAY_STARTS
+        assert deadline.completed_by_id == deadline.owner_id
+    notes = db.session.scalars(
+        sa.select(AuditEvent.summary).where(AuditEvent.action == "deadline.completed")
+    ).all()
+    assert len(notes) == len(done)
+    assert all("Demo history: " in note for note in notes)
+    # Each escalation's recovery plan was due 10 working days after the decision.
+    calendar = calendar_for("iqpf")
+    for d in decisions_by_time():
+        if d.kind == "escalate" and d.status == "approved":
+            plan = db.session.scalar(
+                sa.select(Deadline).where(
+                    Deadline.dedupe_key == f"decision:{d.id}:recovery_plan_due"
+                )
+            )
+            assert plan.due_at == calendar.due_at(d.decided_at, 10)
+            assert plan.created_at == d.decided_at
+            assert plan.status == "done"
+    # Mental Health's independent review (a Level 3 support option) was reported.
+    review = db.session.scalar(
+        sa.select(Deadline).where(Deadline.kind == "support_option:independent_review")
+    )
+    assert (review.unit.code, review.status) == ("MHLD", "done")
+    # No reminder about history is left to send.
+    assert not db.session.scalar(
+        sa.select(sa.func.count(Reminder.id)).where(
+            Reminder.status == "pending", Reminder.send_at < TODAY_STARTS
+        )
+    )
+
+
+def test_escalated_units_have_their_cadence_ahead(demo):
+    def open_kinds(code: str) -> dict[str, list[datetime]]:
+        found: dict[str, list[datetime]] = defaultdict(list)
+        for d in db.session.scalars(
+            sa.select(Deadline)
+            .where(Deadline.case_id == case_of(code).id, Deadline.status == "open")
+            .order_by(Deadline.due_at)
+        ):
+            found[d.kind].append(d.due_at)
+        return found
+
+    for code in ("PCC", "CSS", "UNSCH"):
+        assert set(open_kinds(code)) == {"cadence:executive_committee_update"}, code
+    for code in ("MHLD", "SURG"):
+        assert set(open_kinds(code)) == {
+            "cadence:executive_committee_update",
+            "cadence:committee_update",
+            "cadence:ceo_progress_meeting",
+        }, code
+    # The progress meetings the CEO chose: weekly for Surgery, fortnightly for Mental Health,
+    # every one since the Level 3 decision planned and held (no gap), the next ones open.
+    for code, every in (("SURG", 7), ("MHLD", 14)):
+        meetings = db.session.scalars(
+            sa.select(Deadline)
+            .where(
+                Deadline.case_id == case_of(code).id,
+                Deadline.kind == "cadence:ceo_progress_meeting",
+                Deadline.status != "cancelled",
+            )
+            .order_by(Deadline.due_at)
+        ).all()
+        level_3 = to_london(case_of(code).level_since).date()
+        assert to_london(meetings[0].due_at).date() == level_3 + timedelta(days=every)
+        assert {
+            (b.due_at - a.due_at).days for a, b in zip(meetings, meetings[1:], strict=False)
+        } == {every}
+        assert [m.status for m in meetings].count("open") == 2
+        assert len(meetings) >= 8
+
+
+def test_emails_about_history_were_sent_when_written(demo):
+    messages = db.session.scalars(sa.select(OutboxMessage)).all()
+    about_decisions = [m for m in messages if m.kind == "decision"]
+    approved = [d for d in decisions_by_time() if d.status == "approved"]
+    assert len({int(m.dedupe_key.split(":")[1]) for m in about_decisions}) == len(approved)
+    for message in about_decisions:
+        decision = db.session.get(Decision, int(message.dedupe_key.split(":")[1]))
+        unit = decision.case.unit
+        recipients = {unit.lead_id, unit.accountable_executive_id, unit.budget_holder_id}
+        assert message.recipient_id in recipients
+        assert (message.status, message.attempts) == ("sent", 1)
+        assert message.sent_at == message.created_at == decision.decided_at
+    # Whatever else the history wrote went out when written; only the present's mail waits.
+    for message in messages:
+        if message.status == "sent":
+            assert message.sent_at == message.created_at < TODAY_STARTS
+        else:
+            assert message.created_at >= TODAY_STARTS, (message.kind, message.subject)
+
+
+def test_the_latest_months_review_is_left_to_the_app(demo):
+    assert not db.session.scalar(sa.select(sa.func.count(JobRun.id)))
+    assert not db.session.scalar(
+        sa.select(sa.func.count(Decision.id)).where(Decision.status == "pending")
+    )
+    result = run_due_monthly_review(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    assert result is not None and result.period == LATEST
+    pending = db.session.scalars(sa.select(Decision).where(Decision.status == "pending")).all()
+    escalations = [d for d in pending if d.kind == "escalate"]
+    assert {(d.case.unit.code, d.case.track, d.to_level) for d in escalations} == {
+        ("MED", "performance", "2a"),  # the third month: the Executive Team decides again
+        ("UNSCH", "finance", "2b"),
+        ("WACH", "finance", "2b"),
+    }
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    executive, ceo = person("director.operations"), person("ceo")
+    assert signing_capacity(executive, next(d for d in escalations if d.to_level == "2a"), now)
+    for d in pending:  # each awaits the demo executive or the demo CEO
+        assert signing_capacity(executive, d, now) or signing_capacity(ceo, d, now)
 
 
 def test_refuses_to_load_twice(demo):

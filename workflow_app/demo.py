@@ -5,8 +5,8 @@ framework A (``iqpf``, DOMAIN.md), so that the first monthly review has somethin
 
 * most units sit at Level 1 with green and amber measures;
 * Surgery (SURG) and Unscheduled Care (UNSCH) have two key deliverables missing target for
-  three or more consecutive recent months (2a evidence); Surgery is already at Level 2a
-  (Executive Team decision three months ago), Mental Health (MHLD) at Level 3 after 2a;
+  three or more consecutive recent months (2a evidence); Mental Health (MHLD) has been red on
+  its key deliverables for over a year;
 * Medicine (MED) has inpatient falls worsening for eight months running (an SPC trend);
 * Primary Care & Community (PCC) has one month missing on one measure (a data-quality warning);
 * in the latest month exactly two units breach the Level 2b finance trigger (seed 000, 7.8
@@ -18,6 +18,17 @@ so the same seed and the same ``today`` give identical data. Values are generate
 "goodness" units: ``g = direction * (value - target) / tolerance`` (positive = better than
 target, -1 = one tolerance worse than target), which lets one generator serve every measure.
 
+The body has lived through its months (``_live_history``): from the seventh month on, each
+month's review ran when the scheduler would have run it, and the demo Executive Team and
+Chief Executive decided its proposals through ``services.decisions`` (re-entering the demo
+passwords), so the level changes, letters, deadlines, cadence and e-mails are the real
+consequences, dated when they happened. The replay assumes recovery plans (see
+``services.replay``). With the default seed, 18 months and framework A: Mental Health goes
+to 2a and then 3, Primary Care, Surgery, Women & Children, Clinical Support and Unscheduled
+Care to 2a, Surgery on to 3; the Executive Team twice declines Medicine's 2a on judgement,
+and steps Women & Children down. The latest month's review is left to the running app, so
+its proposals (Medicine's 2a, the two 2b breaches) await decision.
+
 The loader only flushes; the caller commits (``escalate demo``).
 """
 
@@ -25,21 +36,21 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from random import Random
 
 import sqlalchemy as sa
 
-from state_machines import get_framework
-from workflow_app.clock import today_london, utcnow
+from state_machines import get_framework, parse_duration
+from workflow_app.clock import LONDON, today_london, utcnow
 from workflow_app.extensions import db
 from workflow_app.models.cases import (
     Concern,
     Decision,
-    DecisionSignature,
     EscalationCase,
     LevelChange,
 )
@@ -790,10 +801,17 @@ def load_demo(
     if months < MIN_MONTHS:
         raise ValueError(f"The demo needs at least {MIN_MONTHS} months of data, not {months}")
     rng = Random(seed)
+    clock_now = utcnow()
+    # The demo's present: now, or midday on the given ``today`` (a test's fixed date). The
+    # history is lived up to it: what fell due before it is done, what falls due after is open.
+    present = (
+        clock_now
+        if today is None or today == clock_now.astimezone(LONDON).date()
+        else datetime.combine(today, time(12, 0), tzinfo=LONDON).astimezone(UTC)
+    )
     today = today or today_london()
     periods = _periods(today, months)
     n = len(periods)
-    framework = get_framework(DEMO_FRAMEWORK)
     session = db.session
 
     # Domains (reuse any that exist already).
@@ -849,7 +867,6 @@ def load_demo(
     story = _story(n)
     generator = _Generator(rng)
     units: dict[str, Unit] = {}
-    series_by_key: dict[tuple[str, str], tuple[Measure, _Series]] = {}
     for spec in UNITS:
         unit = Unit(
             code=spec.code,
@@ -889,7 +906,6 @@ def load_demo(
                 story.trajectories.get((spec.code, code), {}),
                 periods,
             )
-            series_by_key[(spec.code, code)] = (measure, series)
             for i, period in enumerate(periods):
                 session.add(
                     TrajectoryValue(
@@ -929,150 +945,15 @@ def load_demo(
 
     # Every case has been open since the start of the demo window.
     opened = _at(periods[0])
-    cases: dict[tuple[str, str], EscalationCase] = {}
     for case in session.scalars(sa.select(EscalationCase)):
         case.opened_at = opened
         case.level_since = opened
-        cases[(case.unit.code, case.track)] = case
     for change in session.scalars(sa.select(LevelChange).where(LevelChange.from_level.is_(None))):
         change.changed_at = opened
 
-    # Historic decisions.
     def month_of_meeting(offset: int) -> date:
         """The 14th of the month ``offset`` months before today's month."""
         return _add_months(today.replace(day=1), -offset).replace(day=14)
-
-    def evidence(unit_code: str, codes: list[str], through: int) -> tuple[str, str]:
-        """Evidence JSON and a sentence on the run of misses up to month index ``through``."""
-        items, phrases = [], []
-        for code in codes:
-            measure, series = series_by_key[(unit_code, code)]
-            spec = MEASURES[code]
-            target = float(measure.target)
-            run = 0
-            for value in reversed(series.values[: through + 1]):
-                if value is None or spec.sign * (value - target) >= 0:
-                    break
-                run += 1
-            first = periods[through - run + 1]
-            items.append(
-                {
-                    "measure": code,
-                    "name": measure.name,
-                    "target": target,
-                    "months_missed": run,
-                    "from": first.isoformat(),
-                    "to": periods[through].isoformat(),
-                    "latest_value": series.values[through],
-                }
-            )
-            phrases.append(
-                f"{measure.name} {series.values[through]} against a target of "
-                f"{_plain(target)}, missed for {run} consecutive months "
-                f"({_month_name(first)} to {_month_name(periods[through])})"
-            )
-        return json.dumps({"measures": items}, sort_keys=True), "; ".join(phrases)
-
-    decided: list[tuple[Decision, Person, Unit]] = []
-
-    def decide(
-        unit_code: str,
-        from_level: str,
-        to_level: str,
-        offset: int,
-        signer: Person,
-        role: str,
-        meaning: str,
-        reason: Callable[[str], str],
-        codes: list[str],
-    ) -> None:
-        case = cases[(unit_code, "performance")]
-        meeting_day = month_of_meeting(offset)
-        data_through = n - 1 - offset  # the latest month reported before the meeting
-        evidence_json, sentence = evidence(unit_code, codes, data_through)
-        decided_at = _at(meeting_day, 11, 30)
-        decision = Decision(
-            case=case,
-            kind="escalate",
-            from_level=from_level,
-            to_level=to_level,
-            status="approved",
-            signature_rule="executive_team",
-            reason=reason(sentence),
-            evidence=evidence_json,
-            meeting_reference=f"Executive Team {meeting_day.day} {_month_name(meeting_day)}",
-            proposed_by=performance,
-            proposed_at=_at(meeting_day.replace(day=7), 10, 0),
-            decided_at=decided_at,
-        )
-        session.add(decision)
-        session.flush()
-        session.add(
-            DecisionSignature(
-                decision_id=decision.id,
-                person_id=signer.id,
-                role=role,
-                meaning=meaning,
-                signed_at=decided_at,
-            )
-        )
-        session.add(
-            LevelChange(
-                case_id=case.id,
-                from_level=from_level,
-                to_level=to_level,
-                decision_id=decision.id,
-                changed_at=decided_at,
-            )
-        )
-        case.level = to_level
-        case.level_since = decided_at
-        decided.append((decision, signer, units[unit_code]))
-
-    on_behalf = "Approved on behalf of the Executive Team"
-    decide(
-        "SURG",
-        "1",
-        "2a",
-        3,
-        people[EXECUTIVE_DIRECTOR],
-        EXECUTIVE_DIRECTOR,
-        on_behalf,
-        lambda s: (
-            "Failure to maintain delivery in more than one key deliverable (seed 000, "
-            f"7.8 table, Level 2a): {s}. A recovery plan is required."
-        ),
-        ["RTT18", "CANC62"],
-    )
-    decide(
-        "MHLD",
-        "1",
-        "2a",
-        10,
-        people["nursing"],
-        EXECUTIVE_DIRECTOR,
-        on_behalf,
-        lambda s: (
-            "Failure to maintain delivery in more than one key deliverable (seed 000, "
-            f"7.8 table, Level 2a): {s}. A recovery plan is required."
-        ),
-        ["MHPART1", "CAMHS28"],
-    )
-    decide(
-        "MHLD",
-        "2a",
-        "3",
-        5,
-        people[CEO],
-        CEO,
-        "Approved for the Executive Team; support options to follow from the Chief Executive",
-        lambda s: (
-            "Recovery failing: continued and consistent failure against the recovery "
-            f"plan trajectories (seed 000, 7.8 table, Level 3): {s}. The HIW inspection findings "
-            "raise serious concerns on quality and governance."
-        ),
-        ["MHPART1", "CAMHS28"],
-    )
 
     # Concerns (qualitative intelligence, DOMAIN.md decision 6).
     concerns = [
@@ -1085,7 +966,7 @@ def load_demo(
             "assurance required on ligature risks and observation practice",
             "HIW immediate assurance letter; ward manager's action log; two outstanding "
             "actions on environmental ligature works.",
-            month_of_meeting(6).replace(day=3),
+            month_of_meeting(8).replace(day=3),
         ),
         (
             "SURG",
@@ -1134,56 +1015,9 @@ def load_demo(
         )
     session.flush()
 
-    # Obligations (deadlines with their reminders): the cadence each level brings, and
-    # one open recovery-plan deadline per escalated unit, so "my deadlines" has content.
-    from workflow_app.services.cadence import replan_cadence
-    from workflow_app.services.deadlines import create_deadline
+    # The lived history: every month's review and its decisions, through the real services.
+    history = _live_history(people, periods, present)
 
-    for case in session.scalars(sa.select(EscalationCase).order_by(EscalationCase.id)):
-        replan_cadence(case)
-    for code, title, days in (
-        ("SURG", "Revised recovery plan due (RTT and cancer trajectories)", 6),
-        ("MHLD", "Recovery plan update for the Level 3 progress meeting", 12),
-    ):
-        case = session.scalar(
-            sa.select(EscalationCase).where(
-                EscalationCase.unit_id == units[code].id, EscalationCase.track == "performance"
-            )
-        )
-        create_deadline(
-            dedupe_key=f"demo:recovery_plan:{code}",
-            kind="recovery_plan_due",
-            title=title,
-            unit=units[code],
-            framework=framework.name,
-            case=case,
-            working_days=days,
-        )
-    session.flush()
-
-    # Audit trail.
-    for decision, signer, unit in decided:
-        record_event(
-            "decision.approved",
-            object_type="decision",
-            object_id=decision.id,
-            summary=(
-                f"{unit.code} {unit.name}, performance: "
-                f"{framework.level_title(decision.from_level)} to "
-                f"{framework.level_title(decision.to_level)} approved "
-                f"({decision.meeting_reference})"
-            ),
-            actor=signer,
-            details={
-                "case_id": decision.case_id,
-                "from_level": decision.from_level,
-                "to_level": decision.to_level,
-                "signature_rule": decision.signature_rule,
-                "meeting_reference": decision.meeting_reference,
-                "decided_at": decision.decided_at.isoformat(),
-                "demo": True,
-            },
-        )
     record_event(
         "demo.loaded",
         object_type="organisation",
@@ -1196,10 +1030,429 @@ def load_demo(
             "latest_period": periods[-1].isoformat(),
             "units": [spec.code for spec in UNITS],
             "people": len({p.id for p in people.values()}),
+            "reviews_replayed": [p.isoformat() for p in history.periods],
+            "decisions": len(history.decisions),
         },
     )
     session.flush()
     return demo_logins()
+
+
+# --- the lived history -------------------------------------------------------------------
+#
+# Each month after a baseline the demo runs the monthly review at the time the scheduler would
+# (08:00 on the framework's ``review_after`` working day after month end), and the Executive
+# Team decides its proposals at its meeting the next working day, through the same services a
+# person uses (``services.decisions.decide_proposal``, with the demo signer's password): the
+# level changes, letters, deadlines, cadence and e-mails are the real consequences, dated
+# when they happened. Obligations that fell due before the demo's present were met on time.
+# The latest month's review is left to the running app, so its proposals are pending.
+# docs/decisions/0014-demo-replays-history.md explains the choices.
+
+# Months of data before the first replayed review: SPC limits and month counts need a baseline.
+BASELINE_MONTHS = 6
+# Level 3 support options the demo Chief Executive chooses (DOMAIN.md decision 7; seed 000,
+# 7.10: "the final decision on support options will rest with the CEO").
+SUPPORT_OPTIONS: dict[str, dict[str, dict[str, str]]] = {
+    "MHLD": {"independent_review": {}, "ceo_progress_meetings": {"every": "2 weeks"}},
+    "SURG": {"ceo_progress_meetings": {"every": "1 week"}},
+}
+DEFAULT_SUPPORT_OPTIONS: dict[str, dict[str, str]] = {"ceo_progress_meetings": {"every": "2 weeks"}}
+# Steps down the Executive Team takes on judgement at the last replayed review (seed 000, 7.2
+# and 7.8: de-escalation through delivery of the agreed actions; keep units as low as
+# possible), if the measures behind the escalation have met target for DE_ESCALATION_MONTHS.
+JUDGEMENT_DE_ESCALATIONS: tuple[tuple[str, str], ...] = (("WACH", "performance"),)
+# Units whose escalation the Executive Team declines on judgement while every measure behind
+# the proposal is still within tolerance of target (seed 000, 4.3: the Executive Team decides
+# whether a deviation is material; 7.9: judgement applies). The latest month's review, left
+# to the running app, proposes it again.
+JUDGEMENT_HOLDS: frozenset[str] = frozenset({"MED"})
+DE_ESCALATION_MONTHS = 3
+HISTORY_NOTE = "Demo history: submitted on time"
+HISTORY_NOTES = {
+    "cadence:ceo_progress_meeting": "Demo history: held on time",
+    "support_option:independent_review": "Demo history: reported on time",
+}
+DECISION_TIME = time(12, 30)  # the Executive Team meets in the morning; signed after it
+
+
+@dataclass
+class DemoHistory:
+    """What the replayed history did: the months reviewed and the decisions taken."""
+
+    periods: list[date] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def _meeting_reference(day: date) -> str:
+    return f"Executive Team {day.day} {day:%B %Y}"
+
+
+def _live_history(people: dict[str, Person], periods: list[date], present: datetime) -> DemoHistory:
+    """Review each month before the latest and decide its proposals (see above)."""
+    from workflow_app.services.deadlines import calendar_for
+    from workflow_app.services.replay import AssumedPlans, review_with_assumed_plans
+
+    framework = get_framework(DEMO_FRAMEWORK)
+    calendar = calendar_for(DEMO_FRAMEWORK)
+    after = parse_duration(framework.monthly_returns["review_after"]).amount
+    history = DemoHistory()
+    replayed = periods[BASELINE_MONTHS:-1]
+    plans = AssumedPlans(replayed[0]) if replayed else None
+    clock: datetime | None = None
+    for period in replayed:
+        review_day = calendar.month_end_plus_working_days(period.year, period.month, after)
+        review_at = calendar.reminder_at(review_day)
+        meeting_day = calendar.add_working_days(review_day, 1)
+        decided_at = calendar.at_local_time(meeting_day, DECISION_TIME)
+        clock = _live_until(clock, review_at)
+        with _mail_sent_at(review_at):
+            outcome = review_with_assumed_plans(period, plans, now=review_at)
+        history.periods.append(period)
+        clock = _live_until(clock, decided_at)
+        meeting = _meeting_reference(meeting_day)
+        evaluations = {e.unit_code: e for e in outcome.evaluations}
+        with _mail_sent_at(decided_at):
+            for proposal in outcome.created:
+                if proposal.status != "pending":
+                    continue  # another decision on its case superseded it
+                history.decisions.append(proposal)
+                held = _held_on_judgement(proposal)
+                if held:
+                    _decline(proposal, held, people, decided_at, meeting)
+                    continue
+                _decide(proposal, people, decided_at, meeting)
+                code = proposal.case.unit.code
+                plans.moved(code, proposal.case.track, proposal.kind, period, evaluations[code])
+            if period == replayed[-1]:
+                for unit_code, track in JUDGEMENT_DE_ESCALATIONS:
+                    decision = _judgement_de_escalation(
+                        unit_code, track, period, plans, people, meeting_day, decided_at
+                    )
+                    if decision is not None:
+                        history.decisions.append(decision)
+    _live_until(clock, present, arrive=True)
+    return history
+
+
+def _live_until(start: datetime | None, end: datetime, *, arrive: bool = False) -> datetime:
+    """Let the history's time pass from ``start`` to ``end``: obligations that fell due were
+    met on time, and the cadence was topped up as the daily sweep does (``replan_cadence``;
+    only escalated cases have a level cadence in framework A). The top-up plans ``HORIZON``
+    occurrences ahead and the shortest cadence is weekly, so a step of ``HORIZON`` weeks
+    leaves no occurrence unplanned. ``arrive``: ``end`` is the present, whose e-mails are not
+    history."""
+    from workflow_app.services.cadence import HORIZON, replan_cadence
+
+    framework = get_framework(DEMO_FRAMEWORK)
+    step = timedelta(weeks=HORIZON)
+    moments = []
+    moment = start
+    while moment is not None and moment + step < end:
+        moment += step
+        moments.append(moment)
+    moments.append(end)
+    for moment in moments:
+        with _mail_sent_at(None if arrive and moment == end else moment):
+            _meet_obligations(moment)
+            cases = db.session.scalars(sa.select(EscalationCase).order_by(EscalationCase.id))
+            for case in cases.all():
+                if case.level != framework.initial_level(case.track):
+                    replan_cadence(case, now=moment)
+    return end
+
+
+@contextmanager
+def _mail_sent_at(at: datetime | None) -> Iterator[None]:
+    """E-mails written in the block went out at ``at``: history is not sent again.
+
+    Every message the block writes to the outbox is marked sent at ``at``, so the running
+    demo never sends (or holds for a letter PDF) a message about something months old, even
+    with a mail server configured. ``None``: the present; its messages stay as written.
+    """
+    from workflow_app.models.outbox import OutboxMessage
+
+    before = db.session.scalar(sa.select(sa.func.max(OutboxMessage.id))) or 0
+    yield
+    if at is None:
+        return
+    db.session.flush()
+    for message in db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.id > before)
+    ).all():
+        message.status = "sent"
+        message.attempts = 1
+        message.created_at = message.next_attempt_at = message.sent_at = at
+    db.session.flush()
+
+
+def _meet_obligations(moment: datetime) -> None:
+    """Mark every open obligation due by ``moment`` done at its due time, by its owner."""
+    from workflow_app.models.deadlines import Deadline
+    from workflow_app.services.deadlines import mark_done
+
+    due = db.session.scalars(
+        sa.select(Deadline)
+        .where(Deadline.status == "open", Deadline.due_at <= moment)
+        .order_by(Deadline.due_at, Deadline.id)
+    ).all()
+    for deadline in due:
+        note = HISTORY_NOTES.get(deadline.kind, HISTORY_NOTE)
+        mark_done(deadline, by=deadline.owner, note=note, at=deadline.due_at)
+
+
+def _evidence_sentences(decision: Decision) -> str:
+    evidence = json.loads(decision.evidence or "{}")
+    return ". ".join(s["sentence"] for s in evidence.get("signals", []) if s.get("sentence"))
+
+
+def _decide(
+    proposal: Decision, people: dict[str, Person], decided_at: datetime, meeting: str
+) -> None:
+    """The Executive Team's decision on a proposal, signed through ``decide_proposal``.
+
+    The demo executive (Director of Operations) signs on behalf of the Executive Team; a move
+    to a level with support options (Level 3) is signed by the role that chooses them, the
+    Chief Executive, who chooses them; a Chief Executive decision by the Chief Executive.
+    """
+    from workflow_app.services.decisions import decide_proposal
+
+    framework = get_framework(proposal.case.framework)
+    unit = proposal.case.unit
+    level = framework.levels[proposal.to_level]
+    rule = framework.signatures[proposal.signature_rule]
+    chooser = (level.support_options or {}).get("chosen_by") if level.support_options else None
+    allowed = set(rule.sequence or rule.any_of)
+    if chooser in allowed:
+        signer = chooser
+    elif EXECUTIVE_DIRECTOR in allowed:
+        signer = EXECUTIVE_DIRECTOR
+    else:
+        signer = CEO
+    options = None
+    title = framework.level_title(proposal.to_level)
+    said = _evidence_sentences(proposal) or proposal.reason
+    if chooser == signer:
+        options = SUPPORT_OPTIONS.get(unit.code, DEFAULT_SUPPORT_OPTIONS)
+        concerns = db.session.scalars(
+            sa.select(Concern)
+            .where(Concern.unit_id == unit.id, Concern.recorded_at <= decided_at)
+            .order_by(Concern.occurred_on)
+        ).all()
+        noted = "".join(
+            f" The Executive Team also noted the concern recorded on "
+            f"{c.occurred_on.day} {c.occurred_on:%B %Y}: {c.summary}."
+            for c in concerns
+        )
+        reason = (
+            f"{said}. The Executive Team agreed that recovery is failing and that {unit.name} "
+            f"moves to {title} (seed 000, 7.8 table).{noted} As Chief Executive I have chosen "
+            f"the support options (seed 000, 7.10): {_options_words(options)}."
+        )
+    elif proposal.kind == "de_escalate":
+        reason = (
+            f"{said}. The Executive Team agreed the agreed actions are delivered (seed 000, "
+            f"7.2): {unit.name} steps down to {title}."
+        )
+    else:
+        transition = framework.transition(
+            proposal.case.track, proposal.from_level, proposal.to_level
+        )
+        spec = framework.consequences_for(transition) if transition else {}
+        due = [f"{d['kind'].replace('_', ' ')} in {d['in']}" for d in spec.get("deadlines", [])]
+        reason = (
+            f"{said}. The Executive Team agreed the deviation is material (seed 000, 4.3): "
+            f"{unit.name} moves to {title}"
+            + (f", with the {' and '.join(due)}" if due else "")
+            + "."
+        )
+    decide_proposal(
+        people[signer],
+        proposal,
+        outcome="approve",
+        reason=reason,
+        password=DEMO_PASSWORDS[signer],
+        meeting_reference=meeting,
+        support_options=options,
+        now=decided_at,
+    )
+
+
+def _evidence_measures(decision: Decision) -> list[dict]:
+    evidence = json.loads(decision.evidence or "{}")
+    return [m for signal in evidence.get("signals", []) for m in signal.get("measures", [])]
+
+
+def _with_unit(value: float, unit_of_measure: str) -> str:
+    return f"{_plain(value)}%" if unit_of_measure == "percent" else _plain(value)
+
+
+def _held_on_judgement(proposal: Decision) -> str:
+    """Why the Executive Team declines ``proposal`` on judgement, or "" if it does not.
+
+    Only for units in ``JUDGEMENT_HOLDS``, only escalations, and only while every measure in
+    the proposal's evidence is within its tolerance of target in the month reviewed.
+    """
+    unit = proposal.case.unit
+    if unit.code not in JUDGEMENT_HOLDS or proposal.kind != "escalate":
+        return ""
+    measures = _evidence_measures(proposal)
+    phrases = []
+    for m in measures:
+        month = next(
+            (x for x in m.get("months", []) if x["period"] == f"{proposal.period:%Y-%m}"), None
+        )
+        if month is None or month.get("actual") is None or m.get("tolerance") is None:
+            return ""
+        sign = 1 if m["direction"] == "higher_is_better" else -1
+        margin = sign * (month["actual"] - m["target"])
+        if margin < -m["tolerance"]:
+            return ""
+        uom = m["unit_of_measure"]
+        value = f"{m['name']} was {_with_unit(month['actual'], uom)} in {proposal.period:%B}"
+        target = _with_unit(m["target"], uom)
+        phrases.append(
+            f"{value}, still meeting its target of {target}"
+            if margin >= 0
+            else f"{value} against a target of {target}, within its tolerance of "
+            f"{_with_unit(m['tolerance'], uom)}"
+        )
+    if not phrases:
+        return ""
+    names = " and ".join(m["name"] for m in measures)
+    return (
+        f"The Executive Team judged the deviation not yet material (seed 000, 4.3 and 7.9: "
+        f"judgement applies): {'; '.join(phrases)}. {unit.name} is asked for an improvement "
+        f"plan on {names} through its directorate performance review; the Executive Team "
+        f"will look again at the next monthly review."
+    )
+
+
+def _decline(
+    proposal: Decision, reason: str, people: dict[str, Person], decided_at: datetime, meeting: str
+) -> None:
+    """The Executive Team declines a proposal, signed by the demo executive."""
+    from workflow_app.services.decisions import decide_proposal
+
+    decide_proposal(
+        people[EXECUTIVE_DIRECTOR],
+        proposal,
+        outcome="reject",
+        reason=reason,
+        password=DEMO_PASSWORDS[EXECUTIVE_DIRECTOR],
+        meeting_reference=meeting,
+        now=decided_at,
+    )
+
+
+def _options_words(options: dict[str, dict[str, str]]) -> str:
+    words = []
+    for name, spec in options.items():
+        text = name.replace("_", " ")
+        if spec.get("every"):
+            text += f" every {spec['every']}"
+        words.append(text)
+    return ", ".join(words)
+
+
+def _judgement_de_escalation(
+    unit_code: str,
+    track: str,
+    period: date,
+    plans,
+    people: dict[str, Person],
+    meeting_day: date,
+    decided_at: datetime,
+) -> Decision | None:
+    """A step down raised by hand and agreed by the Executive Team on judgement.
+
+    Only if the case is above its lowest level, its assumed plan's actions are delivered,
+    and every measure named in the evidence of the escalation that brought it to its level
+    has met target in each of its last ``DE_ESCALATION_MONTHS`` months with data.
+    """
+    from workflow_app.evaluation import PlanInput
+    from workflow_app.services.decisions import decide_proposal, raise_escalation
+    from workflow_app.services.review import unit_input
+
+    framework = get_framework(DEMO_FRAMEWORK)
+    case = db.session.scalar(
+        sa.select(EscalationCase)
+        .join(Unit, EscalationCase.unit_id == Unit.id)
+        .where(Unit.code == unit_code, EscalationCase.track == track)
+    )
+    levels = framework.tracks[track].levels
+    if case is None or levels.index(case.level) == 0:
+        return None
+    escalation = db.session.scalar(
+        sa.select(Decision)
+        .where(
+            Decision.case_id == case.id,
+            Decision.status == "approved",
+            Decision.to_level == case.level,
+        )
+        .order_by(Decision.decided_at.desc())
+        .limit(1)
+    )
+    if escalation is None:
+        return None
+    data = plans.apply(unit_input(case.unit, period), period)
+    plan: PlanInput | None = next((p for p in data.plans if p.track == track), None)
+    if plan is None or not plan.actions_delivered:
+        return None
+    codes = {m["code"] for m in _evidence_measures(escalation)}
+    phrases = []
+    for measure in data.measures:
+        if measure.code not in codes:
+            continue
+        sign = 1 if measure.direction == "higher_is_better" else -1
+        recent = [p for p in measure.series if p.actual is not None][-DE_ESCALATION_MONTHS:]
+        if len(recent) < DE_ESCALATION_MONTHS:
+            return None
+        if any(sign * (p.actual - measure.target) < 0 for p in recent):
+            return None
+        uom = measure.unit_of_measure
+        values = ", ".join(f"{p.period:%b} {_with_unit(p.actual, uom)}" for p in recent)
+        phrases.append(
+            f"{measure.name} has met its target of {_with_unit(measure.target, uom)} in each "
+            f"of the last {DE_ESCALATION_MONTHS} months ({values})"
+        )
+    if not phrases:
+        return None
+    below = levels[levels.index(case.level) - 1]
+    title = framework.level_title(below)
+    recovered = "; ".join(phrases)
+    from workflow_app.services.deadlines import calendar_for
+
+    raised_at = calendar_for(DEMO_FRAMEWORK).at_local_time(meeting_day, time(9, 0))
+    proposal = raise_escalation(
+        case.unit.accountable_executive,
+        case,
+        to_level=below,
+        reason=(
+            f"Step down to {title} on judgement: the recovery plan's agreed actions are "
+            f"delivered and {recovered} (seed 000, 7.2 and 7.8)."
+        ),
+        evidence_note=(
+            f"Escalated on the review of {escalation.period:%B %Y}: "
+            f"{_evidence_sentences(escalation)}. Since the recovery plan: {recovered}."
+        ),
+        now=raised_at,
+    )
+    decide_proposal(
+        people[EXECUTIVE_DIRECTOR],
+        proposal,
+        outcome="approve",
+        reason=(
+            f"The Executive Team agreed that {case.unit.name} has recovered: {recovered}. "
+            f"Stepping down now keeps the unit as low in the framework as possible (seed 000, "
+            f"7.8); the monthly review will show any return of the signal."
+        ),
+        password=DEMO_PASSWORDS[EXECUTIVE_DIRECTOR],
+        meeting_reference=_meeting_reference(meeting_day),
+        now=decided_at,
+    )
+    plans.moved(unit_code, track, "de_escalate", period, None)
+    return proposal
 
 
 def _decimal(value: float) -> Decimal:

@@ -1,4 +1,5 @@
-"""``escalate demo``: migrates a new database, loads the demo once, prints the sign-ins."""
+"""``escalate demo``: migrates a new database, loads the demo (with its lived history) once,
+prints the sign-ins."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sqlalchemy as sa
 from tests.conftest import _make_app
 from workflow_app.cli.demo import demo_command
 from workflow_app.extensions import db
+from workflow_app.models.cases import Decision
+from workflow_app.models.letters import Letter
 from workflow_app.models.org import Person, Unit
+from workflow_app.models.outbox import OutboxMessage
 
 
 def test_demo_command_builds_a_new_database_and_prints_one_login_per_role(tmp_path):
@@ -27,7 +31,16 @@ def test_demo_command_builds_a_new_database_and_prints_one_login_per_role(tmp_pa
     with app.app_context():
         units = db.session.scalar(sa.select(sa.func.count(Unit.id)))
         people = db.session.scalar(sa.select(sa.func.count(Person.id)))
+        # The history was lived and committed: decided proposals, each approval's letter,
+        # nothing pending (the latest month's review is the scheduler's), e-mails sent.
+        statuses = db.session.scalars(sa.select(Decision.status)).all()
+        letters = db.session.scalar(sa.select(sa.func.count(Letter.id)))
+        mail = set(db.session.scalars(sa.select(OutboxMessage.status)))
     assert units >= 10
+    assert statuses.count("approved") >= 5
+    assert "pending" not in statuses
+    assert letters == statuses.count("approved")
+    assert mail == {"sent"}
 
     second = runner.invoke(demo_command, ["--no-serve"])
     assert second.exit_code == 0, second.output

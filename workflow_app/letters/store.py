@@ -110,10 +110,14 @@ def issue_letter(
     context_extra: Mapping[str, Any] | None = None,
     issued_by: Person | None,
     response_due_at: date | datetime | None = None,
+    issued_at: datetime | None = None,
 ) -> Letter:
     """Render the letter ``kind`` about ``decision`` (or about ``case`` alone), store its HTML
     with its SHA-256, give it version 1 and a reference, and record ``letter.issued`` in the
     audit trail. Flushes; the caller commits with the decision.
+
+    ``issued_at`` (default: now) is the letter's date and the month of its reference; a
+    decision passes its own time, so the letter carries the date it was decided.
 
     :raises LetterAlreadyIssued: when a current letter of this kind exists for the decision.
     :raises workflow_app.letters.render.UnknownLetterKind: for a kind with no template.
@@ -129,7 +133,7 @@ def issue_letter(
                 f"a {kind} letter ({existing.reference}) was already issued for decision "
                 f"{decision.id}; reissue it to change it"
             )
-    issued_at = utcnow()
+    issued_at = issued_at or utcnow()
     letter = _create(
         case=case,
         decision=decision,

@@ -67,10 +67,15 @@ def create_deadline(
     due_at: datetime | None = None,
     starting: datetime | None = None,
     actor: Person | None = None,
+    now: datetime | None = None,
 ) -> Deadline:
     """Create an obligation (once per ``dedupe_key``) and plan its reminders.
 
     Give either ``working_days`` (counted from ``starting``, default now) or ``due_at``.
+    ``now`` (default: the clock) is when the obligation arose: its ``created_at``, and the
+    start of the count when ``starting`` is not given, so a decision's deadlines carry the
+    decision's time. Reminders are planned against the clock: none is created for a moment
+    already past.
     """
     existing = db.session.scalar(sa.select(Deadline).where(Deadline.dedupe_key == dedupe_key))
     if existing is not None:
@@ -79,7 +84,7 @@ def create_deadline(
         raise ValueError("give exactly one of working_days or due_at")
     calendar = calendar_for(framework)
     if working_days is not None:
-        due_at = calendar.due_at(starting or utcnow(), working_days)
+        due_at = calendar.due_at(starting or now or utcnow(), working_days)
     deadline = Deadline(
         dedupe_key=dedupe_key,
         kind=kind,
@@ -91,6 +96,7 @@ def create_deadline(
         framework=framework,
         due_at=due_at,
         working_days=working_days,
+        created_at=now or utcnow(),
     )
     db.session.add(deadline)
     db.session.flush()
@@ -192,12 +198,21 @@ def complete_deadline(actor: Person, deadline: Deadline, *, note: str = "") -> N
     mark_done(deadline, by=actor, note=note)
 
 
-def mark_done(deadline: Deadline, *, by: Person | None = None, note: str = "") -> None:
-    """Record that the obligation is met (used by services that fulfil one, e.g. a plan)."""
+def mark_done(
+    deadline: Deadline,
+    *,
+    by: Person | None = None,
+    note: str = "",
+    at: datetime | None = None,
+) -> None:
+    """Record that the obligation is met (used by services that fulfil one, e.g. a plan).
+
+    ``at`` (default now) is when it was met, e.g. a replayed history's time.
+    """
     if not deadline.is_live:
         return
     deadline.status = "done"
-    deadline.completed_at = utcnow()
+    deadline.completed_at = at or utcnow()
     deadline.completed_by_id = by.id if by is not None else None
     _cancel_pending_reminders(deadline, "deadline done")
     record_event(
