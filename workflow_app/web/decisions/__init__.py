@@ -104,6 +104,9 @@ class RaiseEscalationForm(FlaskForm):
         "Propose a move to",
         choices=[],
         validators=[DataRequired("Choose the level to propose")],
+        # A level not offered is refused by raise_escalation, which says why (the framework
+        # does not allow that move), rather than WTForms' bare "Not a valid choice".
+        validate_choice=False,
     )
     reason = TextAreaField(
         "Why this should change",
@@ -152,6 +155,17 @@ def _refusal(decision: Decision, framework) -> str:
     rule = framework.signatures[decision.signature_rule]
     if any(s.person_id == current_user.id for s in decision.signatures):
         return "You have already signed this decision; it is waiting for another signature."
+    done = len(decision.signatures)
+    if rule.sequence and done < len(rule.sequence):
+        # A later signer of a sequence (e.g. the Minister before the Director General) may
+        # sign, only not yet: say so rather than that their roles do not allow it.
+        later = [r for r in rule.sequence[done + 1 :] if r in current_user.roles]
+        if later:
+            return (
+                f"This decision needs {_role_title(framework, rule.sequence[done])} to sign it "
+                f"first (signature {done + 1} of {len(rule.sequence)}). You can sign it as "
+                f"{_role_title(framework, later[0])} after that; nothing was signed."
+            )
     return (
         f"This decision needs {_needed(framework, rule)} to sign it. Your roles do not allow "
         "you to sign it, so nothing was signed."
@@ -196,13 +210,15 @@ def _sign_form(decision: Decision, framework) -> SignDecisionForm:
     others = [
         t
         for t in allowed_transitions(framework, case.track, case.level)
-        if t.to_level != decision.to_level
+        if t.to_level != decision.to_level and decision.kind != "earned_autonomy"
     ]
     form.to_level.choices = [("", "Choose a level")] + [
         (t.to_level, framework.level_title(t.to_level)) for t in others
     ]
     outcomes = dict(OUTCOME_CHOICES)
     outcomes["approve"] = f"Approve: move to {framework.level_title(decision.to_level)}"
+    if decision.kind == "earned_autonomy":  # no level change (docs/decisions/0019)
+        outcomes["approve"] = "Approve: earned autonomy, lighter monitoring at this level"
     if not others:
         outcomes.pop("approve_other")
     form.outcome.choices = list(outcomes.items())
@@ -355,6 +371,8 @@ def _success_message(decision: Decision, framework, old_level: str) -> str:
             f"Signed. The decision now awaits signature {signed} of {needed}{waiting}; "
             "it takes effect when that is signed."
         )
+    if decision.kind == "earned_autonomy":
+        return f"Approved: {case.unit.name} has earned autonomy; its monitoring is lighter."
     transition = framework.transition(case.track, old_level, case.level)
     spec = framework.consequences_for(transition) if transition else {}
     made = []
