@@ -138,7 +138,12 @@ class PlanInput:
     the failure (seed 002, "Performance Improvement": "or more quickly if assessed risk is
     high"), one of :data:`SEVERITY_ORDER`. ``delivery_group_report_on``: when the delivery
     group reported on risks to delivery (seed 002, "Where System Performance Assurance is not
-    received").
+    received"). ``measure_codes``: the measures the plan targets; when given, the plan's own
+    signals (``plan_trajectory_missed``, ``failing_objectives``) judge those measures rather
+    than every measure in the track's scope. ``review_period_ends_on``: the last day of the
+    review period set on a failing plan (DOMAIN.md decision 9); until the review of that
+    day's month, those two signals stay quiet, so escalation is proposed only when the plan
+    is still failing at the end of the period.
     """
 
     track: str
@@ -147,6 +152,8 @@ class PlanInput:
     trajectory_met_months: int = 0
     risk_level: str | None = None
     delivery_group_report_on: date | None = None
+    measure_codes: tuple[str, ...] = ()
+    review_period_ends_on: date | None = None
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,11 @@ risk_at_least)                                                an in-scope measur
 For "failing" signals one in-scope measure is enough; the "good" signals
 (``measures_on_trajectory``, ``consecutive_months_meeting_target``) need every in-scope
 measure with data.
+
+A plan that names its measures (``PlanInput.measure_codes``) is judged on those by
+``plan_trajectory_missed`` and ``failing_objectives``; both stay quiet while the plan's review
+period runs (``PlanInput.review_period_ends_on``, DOMAIN.md decision 9) and fire again from the
+review of the period's last month if the plan is still failing.
 """
 
 from __future__ import annotations
@@ -526,19 +531,38 @@ def _approved_plan(ctx: _Ctx, scope: _Scope) -> PlanInput | None:
     return plan
 
 
+def _plan_measures(ctx: _Ctx, scope: _Scope, plan: PlanInput) -> tuple[MeasureInput, ...]:
+    """The measures a plan is judged on: those it targets when it names them, else the
+    track's scope."""
+    if not plan.measure_codes:
+        return scope.measures
+    codes = set(plan.measure_codes)
+    return tuple(sorted((m for m in ctx.unit.measures if m.code in codes), key=lambda m: m.code))
+
+
+def _in_review_period(ctx: _Ctx, plan: PlanInput) -> bool:
+    """True while a failing plan's review period runs (DOMAIN.md decision 9): escalation
+    waits for the review of the period's last month."""
+    ends = plan.review_period_ends_on
+    return ends is not None and ctx.period < month_start(ends)
+
+
 def _plan_trajectory_missed(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) -> _Finding | None:
     plan = _approved_plan(ctx, scope)
-    if plan is None or not scope.measures:
+    if plan is None or _in_review_period(ctx, plan):
+        return None
+    in_scope = _plan_measures(ctx, scope, plan)
+    if not in_scope:
         return None
     approved = month_start(plan.approved_on)  # type: ignore[arg-type]
     run: list[date] = []
     missing_by_month: dict[date, list[MeasureInput]] = {}
-    pts = {m.code: _points(m) for m in scope.measures}
+    pts = {m.code: _points(m) for m in in_scope}
     for i in range(1, months_between(approved, ctx.period) + 1):
         period = add_months(approved, i)
         with_data = [
             m
-            for m in scope.measures
+            for m in in_scope
             if (pt := pts[m.code].get(period)) is not None and pt.actual is not None
         ]
         if not with_data:
@@ -552,7 +576,7 @@ def _plan_trajectory_missed(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) -> _
     if not run or len(run) < _months_n(cond):
         return None
     involved = sorted({m.code for p in run for m in missing_by_month[p]})
-    measures = [m for m in scope.measures if m.code in involved]
+    measures = [m for m in in_scope if m.code in involved]
     parts = [
         f"{m.name} ({_values_vs_bar(m, [p for p in run if m in missing_by_month[p]], ctx.period)})"
         for m in measures
@@ -571,11 +595,11 @@ def _plan_trajectory_missed(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) -> _
 
 def _failing_objectives(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) -> _Finding | None:
     plan = _approved_plan(ctx, scope)
-    if plan is None:
+    if plan is None or _in_review_period(ctx, plan):
         return None
     need = _months_n(cond, default=MonthCountRules().escalate_months)
     failing = []
-    for m in scope.measures:
+    for m in _plan_measures(ctx, scope, plan):
         run = _bar_miss_run(m, ctx.period, after=plan.approved_on)
         if run and len(run) >= need:
             failing.append((m, run))

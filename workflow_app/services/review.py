@@ -49,6 +49,7 @@ class ReviewOutcome:
     unchanged: int = 0
     flagged: list[Decision] = field(default_factory=list)
     evaluations: list[UnitEvaluation] = field(default_factory=list)
+    plans: list = field(default_factory=list)  # plan_delivery.PlanAssessment
 
 
 def _months_back(period: date, n: int) -> date:
@@ -110,6 +111,11 @@ def unit_input(unit: Unit, period: date) -> UnitInput:
         if ids
         else {}
     )
+    # The unit's plans; a plan's planned values are its measures' trajectory for those months.
+    from workflow_app.services.plan_delivery import plans_for_review
+
+    plans, planned = plans_for_review(unit, start, period)
+    trajectories.update(planned)
     measure_inputs = tuple(
         MeasureInput(
             code=m.code,
@@ -164,7 +170,7 @@ def unit_input(unit: Unit, period: date) -> UnitInput:
         measures=measure_inputs,
         finance=finance,
         concerns=concerns,
-        plans=(),
+        plans=plans,
         level_since=level_since,
     )
 
@@ -261,6 +267,7 @@ def store_proposals(
             Decision.origin == "engine",
             Decision.period == period,
             Decision.status == "pending",
+            Decision.kind != "earned_autonomy",  # judged by services/autonomy.py (0019)
         )
     ).all()
     for proposal in stale:
@@ -320,12 +327,21 @@ def run_review(
         units = db.session.scalars(
             sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
         ).all()
+    # Plans in delivery are judged against their trajectory first (failing, review period,
+    # back in delivery), so the evaluation sees where each plan now stands.
+    from workflow_app.services.plan_delivery import assess_plans
+
+    outcome.plans = assess_plans(period, now=now, units=units)
     for unit in units:
         framework = get_framework(unit.framework)
         evaluation = evaluate_unit(unit_input(unit, period), period, framework)
         outcome.evaluations.append(evaluation)
         store_proposals(unit, evaluation, period, outcome, now)
         outcome.units += 1
+    # Units at the lowest level that met every target: earned autonomy proposed (0019).
+    from workflow_app.services.autonomy import propose_earned_autonomy
+
+    propose_earned_autonomy(period, units=units, now=now)
     record_event(
         "review.run",
         object_type="review",
