@@ -132,8 +132,13 @@ def replan_cadence(case: EscalationCase, *, now: datetime | None = None) -> Cade
                 framework=case.framework,
                 case=case,
                 due_at=due,
+                now=now,
             )
             created.append(deadline)
+    # The occurrences that are meetings, requested (docs/decisions/0019).
+    from workflow_app.services.meeting_cadence import plan_cadence_meetings
+
+    plan_cadence_meetings(case, now=now)
     return CadencePlan(created, cancelled)
 
 
@@ -144,4 +149,8 @@ def top_up_all_cadences(now: datetime | None = None) -> int:
     for case in db.session.scalars(sa.select(EscalationCase)).all():
         if cadence_of(case):
             created += len(replan_cadence(case, now=now).created)
+    # Every unit's cadence meetings, including the base cadence (docs/decisions/0019).
+    from workflow_app.services.meeting_cadence import plan_all_cadence_meetings
+
+    plan_all_cadence_meetings(now)
     return created

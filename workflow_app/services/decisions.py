@@ -216,6 +216,10 @@ def _complete(decision: Decision, status: str, now: datetime) -> None:
 def _apply(decision: Decision, actor: Person, now: datetime) -> None:
     case = decision.case
     framework = get_framework(case.framework)
+    if decision.kind == "earned_autonomy":  # no level change: lighter cadence (0019)
+        from workflow_app.services.autonomy import grant_earned_autonomy
+
+        return grant_earned_autonomy(decision, actor, now)
     try:
         new_level = apply_transition(framework, case.track, case.level, decision.to_level)
     except IllegalTransition as illegal:
@@ -233,6 +237,9 @@ def _apply(decision: Decision, actor: Person, now: datetime) -> None:
         )
     )
     db.session.flush()  # the case's version check: a concurrent change raises StaleDataError
+    from workflow_app.services.autonomy import after_level_change
+
+    after_level_change(case, old_level, new_level, actor, now)  # escalation ends autonomy
     record_event(
         "decision.approved",
         object_type="decision",
@@ -269,6 +276,7 @@ def create_consequences(decision: Decision, old_level: str, actor: Person, now: 
             working_days=int(str(item["in"]).split()[0]),
             starting=now,
             actor=actor,
+            now=now,
         )
         first_due = first_due or deadline.due_at
     letter = None
@@ -284,8 +292,13 @@ def create_consequences(decision: Decision, old_level: str, actor: Person, now: 
             issued_by=actor,
             response_due_at=first_due,
             context_extra=extra or None,
+            issued_at=now,
         )
     _support_option_consequences(decision, actor, now)
+    if spec.get("meeting"):
+        from workflow_app.services.meetings import request_meetings_for_decision
+
+        request_meetings_for_decision(decision, spec["meeting"], actor, now)
     replan_cadence(case, now=now)
     recipients = {
         p.id: p
@@ -334,6 +347,7 @@ def _support_option_consequences(decision: Decision, actor: Person, now: datetim
                 working_days=days,
                 starting=now,
                 actor=actor,
+                now=now,
             )
         # ceo_progress_meetings: the cadence reads the chosen option (services/cadence.py).
 
@@ -346,7 +360,13 @@ def can_raise_escalation(person: Person | None) -> bool:
 
 
 def raise_escalation(
-    actor: Person, case: EscalationCase, *, to_level: str, reason: str, evidence_note: str
+    actor: Person,
+    case: EscalationCase,
+    *,
+    to_level: str,
+    reason: str,
+    evidence_note: str,
+    now: datetime | None = None,
 ) -> Decision:
     """A proposal raised by hand (judgement): mandatory reason and evidence note."""
     if not can_raise_escalation(actor):
@@ -373,6 +393,7 @@ def raise_escalation(
         evidence=json.dumps({"note": evidence_note.strip()}),
         origin="manual",
         proposed_by_id=actor.id,
+        proposed_at=now or utcnow(),
     )
     db.session.add(decision)
     db.session.flush()
@@ -447,7 +468,7 @@ def issue_formal_notification(
     decision.status = "approved"
     decision.decided_at = now
     db.session.flush()
-    issue_letter(case=case, decision=decision, kind=kind, issued_by=actor)
+    issue_letter(case=case, decision=decision, kind=kind, issued_by=actor, issued_at=now)
     record_event(
         "notice.issued",
         object_type="decision",

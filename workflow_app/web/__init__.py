@@ -37,6 +37,7 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.frameworks import bp as frameworks_bp
     from workflow_app.web.home import bp as home_bp
     from workflow_app.web.letters import bp as letters_bp
+    from workflow_app.web.meetings import bp as meetings_bp
     from workflow_app.web.plans import bp as plans_bp
     from workflow_app.web.proposals import bp as proposals_bp
     from workflow_app.web.units import bp as units_bp
@@ -52,6 +53,7 @@ def register_web(app: Flask) -> None:
         plans_bp,
         data_bp,
         letters_bp,
+        meetings_bp,
         frameworks_bp,
         admin_bp,
     ):
@@ -94,6 +96,7 @@ def _template_context() -> dict:
             ("home.index", "Home"),
             ("units.index", "Units"),
             ("deadlines.index", "Deadlines"),
+            ("meetings.index", "Meetings"),
         ]
         if current_user.sees_whole_organisation:
             entries.append(("decisions.index", "Decisions"))
