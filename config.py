@@ -60,6 +60,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
     PERMANENT_SESSION_LIFETIME = env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    # Send the session cookie only when the session changed. Refreshing it on every response
+    # let a slow response (a stylesheet, the favicon) that was in flight during sign-out put
+    # the signed-in cookie back; the lifetime now runs from sign-in (docs/decisions/0003).
+    SESSION_REFRESH_EACH_REQUEST = False
     REMEMBER_COOKIE_DURATION = 0
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024

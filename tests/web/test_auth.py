@@ -215,3 +215,16 @@ def test_a_disabled_account_cannot_sign_in_and_its_session_ends(app, client, log
     refused = sign_in(app.test_client(), person.email)
     assert refused.status_code == 401
     assert "disabled" in refused.text
+
+
+def test_ordinary_responses_do_not_resend_the_session_cookie(client, login, create_person):
+    """A response in flight during sign-out must not put the signed-in cookie back."""
+    login(create_person("ceo"))
+    client.get("/")  # the CSRF token is created once, on the first page
+    for path in ("/", "/static/css/escalate.css", "/deadlines/"):
+        response = client.get(path)
+        assert response.status_code in (200, 302)
+        assert "Set-Cookie" not in response.headers, path
+    token = csrf_from(client.get("/").text)
+    signed_out = client.post("/auth/logout", data={"csrf_token": token})
+    assert "Set-Cookie" in signed_out.headers  # the sign-out itself replaces the cookie
