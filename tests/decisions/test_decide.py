@@ -450,3 +450,40 @@ def test_delegation_rules(board, create_person):
     )
     db.session.commit()
     assert delegation.id is not None
+
+
+def test_stepping_down_cancels_the_plan_due_left_over_from_the_escalation(board):
+    people, unit = board
+    case = case_of(unit, "performance")
+
+    def decide(to_level: str, signer: str, second: str) -> Decision:
+        proposal = raise_escalation(
+            people[signer], case, to_level=to_level, reason="Judgement", evidence_note="Pack"
+        )
+        db.session.commit()
+        decide_proposal(
+            people[second],
+            proposal,
+            outcome="approve",
+            reason="Agreed",
+            password=PASSWORD,
+            meeting_reference="Executive Team 20 November 2026",
+        )
+        db.session.commit()
+        return proposal
+
+    up = decide("2a", "exec", "exec2")
+    plan_due = db.session.scalar(
+        sa.select(Deadline).where(Deadline.dedupe_key == f"decision:{up.id}:recovery_plan_due")
+    )
+    assert plan_due.status == "open"
+    decide("1", "exec", "exec2")
+    db.session.refresh(plan_due)
+    assert plan_due.status == "cancelled"
+    assert plan_due.cancelled_reason.startswith("level stepped down to")
+    open_left = db.session.scalars(
+        sa.select(Deadline.title).where(
+            Deadline.case_id == case.id, Deadline.status.in_(("open", "paused"))
+        )
+    ).all()
+    assert not [t for t in open_left if "plan" in t.lower()]

@@ -28,12 +28,13 @@ from workflow_app.models.cases import (
     EscalationCase,
     LevelChange,
 )
+from workflow_app.models.deadlines import Deadline
 from workflow_app.models.org import Person
 from workflow_app.models.roles import CEO, EXECUTIVE_DIRECTOR, PERFORMANCE_TEAM, ROLE_TITLES
 from workflow_app.notifications.outbox import absolute_url, queue_email
 from workflow_app.services.audit import record_event
 from workflow_app.services.cadence import replan_cadence
-from workflow_app.services.deadlines import create_deadline
+from workflow_app.services.deadlines import cancel_deadline, create_deadline
 from workflow_app.services.errors import Conflict, PermissionDenied, ServiceError
 from workflow_app.services.passwords import check_password
 
@@ -264,6 +265,8 @@ def create_consequences(decision: Decision, old_level: str, actor: Person, now: 
     framework = get_framework(case.framework)
     transition = framework.transition(case.track, old_level, case.level)
     spec = framework.consequences_for(transition) if transition else {}
+    if transition is not None and transition.direction == "down":
+        _close_obligations_of_higher_levels(decision, actor, now)
     first_due = None
     for item in spec.get("deadlines", []):
         deadline = create_deadline(
@@ -320,6 +323,27 @@ def create_consequences(decision: Decision, old_level: str, actor: Person, now: 
             letter=letter,
             hold_for_letter=letter,
         )
+
+
+def _close_obligations_of_higher_levels(decision: Decision, actor: Person, now: datetime) -> None:
+    """On a step down, the one-off obligations earlier decisions created no longer apply.
+
+    E.g. a "Recovery plan due" from the escalation to 2a, still open when the unit is stepped
+    back down to 1, is cancelled with the reason rather than left to send reminders. Recurring
+    cadence obligations are re-planned separately (``replan_cadence``).
+    """
+    case = decision.case
+    title = get_framework(case.framework).level_title(case.level)
+    still_open = db.session.scalars(
+        sa.select(Deadline).where(
+            Deadline.case_id == case.id,
+            Deadline.status.in_(("open", "paused")),
+            Deadline.dedupe_key.like("decision:%"),
+            Deadline.dedupe_key.notlike(f"decision:{decision.id}:%"),
+        )
+    ).all()
+    for deadline in still_open:
+        cancel_deadline(deadline, f"level stepped down to {title}", actor=actor)
 
 
 SUPPORT_OPTION_DEADLINES = {
