@@ -58,6 +58,7 @@ from workflow_app.services.meeting_cadence import (
     plan_cadence_meetings,
     unit_cases,
 )
+from workflow_app.services.org import unit_contacts
 
 __all__ = [
     "EARNED_AUTONOMY",
@@ -429,12 +430,7 @@ def grant_earned_autonomy(decision: Decision, actor: Person, now: datetime) -> N
         if other.id != decision.id:
             _supersede(other, f"earned autonomy granted by decision {decision.id}", now)
     plan_cadence_meetings(unit, now=now)
-    recipients = {
-        p.id: p
-        for p in (unit.lead, unit.accountable_executive, unit.budget_holder)
-        if p is not None
-    }
-    for person in recipients.values():
+    for person in unit_contacts(unit):
         queue_email(
             kind="earned_autonomy",
             dedupe_key=f"decision:{decision.id}:autonomy:{person.id}",

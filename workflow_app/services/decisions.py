@@ -36,6 +36,7 @@ from workflow_app.services.audit import record_event
 from workflow_app.services.cadence import replan_cadence
 from workflow_app.services.deadlines import cancel_deadline, create_deadline
 from workflow_app.services.errors import Conflict, PermissionDenied, ServiceError
+from workflow_app.services.org import unit_contacts
 from workflow_app.services.passwords import check_password
 
 OUTCOMES = ("approve", "reject")
@@ -303,12 +304,7 @@ def create_consequences(decision: Decision, old_level: str, actor: Person, now: 
 
         request_meetings_for_decision(decision, spec["meeting"], actor, now)
     replan_cadence(case, now=now)
-    recipients = {
-        p.id: p
-        for p in (case.unit.lead, case.unit.accountable_executive, case.unit.budget_holder)
-        if p is not None
-    }
-    for person in recipients.values():
+    for person in unit_contacts(case.unit):
         queue_email(
             kind="decision",
             dedupe_key=f"decision:{decision.id}:notify:{person.id}",

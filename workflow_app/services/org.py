@@ -49,6 +49,16 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[An
     return {k: [before[k], after[k]] for k in before if before[k] != after[k]}
 
 
+def unit_contacts(unit: Unit) -> list[Person]:
+    """The people told about a unit's decisions, meetings and autonomy: its lead, its
+    accountable executive and its budget holder, each once."""
+    found: dict[int, Person] = {}
+    for person in (unit.lead, unit.accountable_executive, unit.budget_holder):
+        if person is not None:
+            found.setdefault(person.id, person)
+    return list(found.values())
+
+
 def open_cases_for_unit(unit: Unit) -> list[EscalationCase]:
     """Make sure the unit has a case on each fixed track of its framework, at the lowest level.
 
