@@ -1,12 +1,15 @@
 """Run every benchmark in bench/ and print one combined table.
 
-The reminder sweep (bench_sweep) and the import + evaluation of a synthetic body
-(bench_evaluation), each on SQLite and, when PostgreSQL answers at ``BENCH_DATABASE_URL``
-(default ``postgresql+psycopg://postgres@127.0.0.1:5432/bench``), on PostgreSQL too. Nothing
+The reminder sweep (bench_sweep), the import + evaluation of a synthetic body
+(bench_evaluation) and audited decisions vs the ORM floor (bench_decisions), each on SQLite
+and, when PostgreSQL answers at ``BENCH_DATABASE_URL``
+(default ``postgresql+psycopg://postgres@127.0.0.1:5432/bench``), on PostgreSQL too; then full
+lifecycles through the services vs SpiffWorkflow on SQLite (bench_lifecycle). Nothing
 here asserts a speed; the figures are only printed.
 
 Usage: ``.venv/bin/python -m bench.run [--quick] [--seed N]`` (``--quick``: 2,000 deadlines,
-and a body of 20 units x 20 measures x 24 months instead of 100 x 50 x 36).
+a body of 20 units x 20 measures x 24 months instead of 100 x 50 x 36, 100 decisions instead
+of 300 and 20 lifecycles instead of 100).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import platform
 import sys
 import time
 
-from bench import bench_evaluation, bench_sweep
+from bench import bench_decisions, bench_evaluation, bench_lifecycle, bench_sweep
 
 QUICK_DEADLINES = 2_000
 #: (units, measures, months) of bench_evaluation's synthetic body.
 FULL_BODY = (100, 50, 36)
 QUICK_BODY = (20, 20, 24)
+#: decisions of bench_decisions, lifecycles of bench_lifecycle: (full, quick).
+DECISIONS = (300, 100)
+LIFECYCLES = (100, 20)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick",
         action="store_true",
         help=f"{QUICK_DEADLINES:,} deadlines instead of 10,000; a body of "
-        f"{' x '.join(map(str, QUICK_BODY))} instead of {' x '.join(map(str, FULL_BODY))}",
+        f"{' x '.join(map(str, QUICK_BODY))} instead of {' x '.join(map(str, FULL_BODY))}; "
+        f"{DECISIONS[1]} decisions instead of {DECISIONS[0]}; {LIFECYCLES[1]} lifecycles instead "
+        f"of {LIFECYCLES[0]}",
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -85,7 +93,39 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + bench_evaluation.NOTE)
     print()
     print(bench_evaluation.format_table(evaluated))
+    print()
+
+    decisions = DECISIONS[1] if args.quick else DECISIONS[0]
+    decided = []
+    for kind in databases:
+        print(f"bench_decisions on {kind}, {decisions} decisions ...", file=sys.stderr, flush=True)
+        result, _profile = bench_decisions.run(kind, decisions)
+        decided.append(result)
+        print(bench_decisions.describe(result))
+        print()
+    print(
+        f"bench_decisions: audited decisions vs the ORM floor "
+        f"(total so far {time.perf_counter() - started:.0f} s)"
+    )
+    print("  " + bench_decisions.NOTE)
+    print()
+    print(bench_decisions.format_table(decided))
+    print()
+
+    lifecycles = LIFECYCLES[1] if args.quick else LIFECYCLES[0]
+    print(f"bench_lifecycle on sqlite, {lifecycles} lifecycles ...", file=sys.stderr, flush=True)
+    cycled, _profile = bench_lifecycle.run(lifecycles)
+    print(bench_lifecycle.describe(cycled))
+    print()
+    print(
+        f"bench_lifecycle: full lifecycles, services vs SpiffWorkflow "
+        f"(total {time.perf_counter() - started:.0f} s)"
+    )
+    print("  " + bench_lifecycle.NOTE)
+    print()
+    print(bench_lifecycle.format_table([cycled]))
     checks = [r.check for r in results] + [r.check for r in evaluated]
+    checks += [r.check for r in decided] + [cycled.check]
     return 0 if all(c == "OK" for c in checks) else 1
 
 
