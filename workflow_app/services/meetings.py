@@ -68,6 +68,7 @@ from workflow_app.services.deadlines import (
     mark_done,
 )
 from workflow_app.services.errors import PermissionDenied, ServiceError
+from workflow_app.services.org import unit_contacts
 from workflow_app.working_days import WorkingCalendar
 
 __all__ = [
@@ -964,12 +965,7 @@ def record_outcome(
         mark_done(meeting.deadline, by=actor, note=f"Held on {_when(meeting.starts_at)}", at=now)
     letter = _chair_letter(meeting, plan, actor)
     unit = meeting.unit
-    recipients = {
-        p.id: p
-        for p in (unit.lead, unit.budget_holder, unit.accountable_executive)
-        if p is not None
-    }
-    for person in recipients.values():
+    for person in unit_contacts(unit):
         queue_email(
             kind="meeting_outcome",
             dedupe_key=f"meeting:{meeting.id}:outcome:{person.id}",
