@@ -15,6 +15,7 @@ from workflow_app.extensions import db
 from workflow_app.models.audit import AuditEvent
 from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.deadlines import Deadline
+from workflow_app.models.meetings import Meeting
 from workflow_app.models.plans import PlanActionUpdate, PlanStatusChange
 from workflow_app.services.errors import PermissionDenied, ServiceError
 from workflow_app.services.plan_delivery import (
@@ -436,6 +437,14 @@ def test_a_failing_2b_action_plan_gets_a_review_period_and_then_a_proposal(
     # Due on the day the review of October runs: the 10th working day after 31 October.
     assert deadline.due_at == datetime(2026, 11, 13, 17, 0, tzinfo=UTC)
     assert outcome.created == []
+    # ... and a follow-up review meeting is requested, to be held by the period's end.
+    (meeting,) = db.session.scalars(
+        sa.select(Meeting).where(Meeting.kind == "follow_up_review")
+    ).all()
+    assert (meeting.status, meeting.hold_by) == ("requested", date(2026, 10, 31))
+    assert meeting.deadline_id == deadline.id
+    assert meeting.case_id == case_of(unit, "finance").id
+    assert executive.id in {i.person_id for i in meeting.invitees}
 
     delivery_actuals(agency, {month(2026, 9): 157_000})  # three months missed, but in the period
     outcome = run_review(month(2026, 9))
@@ -486,6 +495,9 @@ def test_a_plan_back_on_track_leaves_its_review_period(
     )
     assert follow_up.status == "cancelled"
     assert follow_up.cancelled_reason == "the plan is back on its trajectory"
+    meeting = db.session.scalar(sa.select(Meeting).where(Meeting.kind == "follow_up_review"))
+    assert meeting.status == "cancelled"
+    assert meeting.cancelled_reason == "The plan met its trajectory in August 2026"
 
 
 def test_an_older_month_rereviewed_does_not_move_plans(app, delivery_setup, delivery_actuals):

@@ -55,6 +55,7 @@ from workflow_app.models.audit import AuditEvent
 from workflow_app.models.cases import EscalationCase
 from workflow_app.models.deadlines import Deadline
 from workflow_app.models.measures import Measure, TrajectoryValue
+from workflow_app.models.meetings import Meeting
 from workflow_app.models.org import Person, Unit
 from workflow_app.models.plans import (
     UPDATE_STATUSES,
@@ -796,7 +797,7 @@ def _set_review_period(
         f"review period if the plan is failing)",
     )
     unit = plan.unit
-    return create_deadline(
+    deadline = create_deadline(
         dedupe_key=f"{FOLLOW_UP_KIND}:{plan.id}:{ends_on:%Y-%m}",
         kind=FOLLOW_UP_KIND,
         title=f"Follow-up review of the failing plan: {plan.title}"[:300],
@@ -806,6 +807,13 @@ def _set_review_period(
         owner=unit.accountable_executive or unit.lead,
         due_at=follow_up_due_at(framework, ends_on),
     )
+    # DOMAIN.md decision 9: the review period ends in a follow-up review meeting.
+    from workflow_app.services.meetings import propose_follow_up_meeting
+
+    meeting = propose_follow_up_meeting(plan, now=now)
+    if meeting.deadline_id is None:
+        meeting.deadline = deadline
+    return deadline
 
 
 def _back_on_track(plan: RecoveryPlan, latest: date, now: datetime) -> None:
@@ -826,6 +834,17 @@ def _back_on_track(plan: RecoveryPlan, latest: date, now: datetime) -> None:
     ).all()
     for deadline in follow_ups:
         cancel_deadline(deadline, "the plan is back on its trajectory")
+    # A follow-up meeting nobody has scheduled yet is no longer needed; a scheduled one is
+    # left to its chair (cancelling it sends calendar cancellations in their name).
+    for meeting in db.session.scalars(
+        sa.select(Meeting).where(
+            Meeting.kind == "follow_up_review",
+            Meeting.dedupe_key.like(f"plan:{plan.id}:follow_up:%"),
+            Meeting.status == "requested",
+        )
+    ):
+        meeting.status = "cancelled"
+        meeting.cancelled_reason = f"The plan met its trajectory in {latest:%B %Y}"
 
 
 def assess_plans(
