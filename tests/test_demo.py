@@ -98,6 +98,11 @@ def decisions_by_time() -> list[Decision]:
     return db.session.scalars(sa.select(Decision).order_by(Decision.decided_at, Decision.id)).all()
 
 
+def level_decisions() -> list[Decision]:
+    """The decisions on levels (not earned autonomy, which changes no level)."""
+    return [d for d in decisions_by_time() if d.kind != "earned_autonomy"]
+
+
 def case_of(unit_code: str, track: str = "performance") -> EscalationCase:
     return db.session.scalar(
         sa.select(EscalationCase)
@@ -354,11 +359,16 @@ def test_concerns_and_audit(demo):
     actions = db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions.count("demo.loaded") == 1
     assert actions.count("review.run") == len(REVIEWED)
-    approved = db.session.scalar(
-        sa.select(sa.func.count(Decision.id)).where(Decision.status == "approved")
-    )
+    approved = len([d for d in level_decisions() if d.status == "approved"])
     assert actions.count("decision.approved") == approved
     assert actions.count("letter.issued") == approved
+    # The review proposed earned autonomy for units that met every target for six months;
+    # the Executive Team deferred each to the unit's six-monthly review (decision 0014).
+    autonomy = [d for d in decisions_by_time() if d.kind == "earned_autonomy"]
+    assert {d.case.unit.code for d in autonomy} == {"CSS", "EST", "MED", "PCC", "WOD"}
+    assert {d.status for d in autonomy} == {"rejected"}
+    assert all("six-monthly performance review" in d.decision_note for d in autonomy)
+    assert "autonomy.granted" not in actions
     loaded = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "demo.loaded"))
     assert loaded.summary == f"Demo health board loaded (seed {DEMO_SEED})"
     assert (loaded.object_type, loaded.object_id) == ("organisation", "demo")
@@ -461,7 +471,7 @@ def test_levels_follow_the_replayed_story(demo):
 
 
 def test_judgement_declines_medicine_and_steps_women_and_children_down(demo):
-    medicine = decisions_by_time()
+    medicine = level_decisions()
     medicine = [d for d in medicine if d.case_id == case_of("MED").id]
     assert [(d.status, d.period) for d in medicine] == [
         ("rejected", date(2026, 8, 1)),
@@ -492,7 +502,7 @@ def test_judgement_declines_medicine_and_steps_women_and_children_down(demo):
 
 
 def test_every_level_change_has_its_letter_dated_when_decided(demo):
-    approved = [d for d in decisions_by_time() if d.status == "approved"]
+    approved = [d for d in level_decisions() if d.status == "approved"]
     letters = db.session.scalars(sa.select(Letter).order_by(Letter.id)).all()
     assert len(letters) == len(approved) == 9
     kinds = {"2a": "escalation_2a", "3": "escalation_3", "1": "de_escalation"}
@@ -512,17 +522,23 @@ def test_historic_obligations_were_met_on_time_and_none_is_overdue(demo):
     assert not [d for d in deadlines if d.status in ("open", "paused") and d.due_at < TODAY_STARTS]
     done = [d for d in deadlines if d.status == "done"]
     assert len(done) > 50
+    plan_kinds = {"recovery_plan_due", "plan_review_due", "plan_resubmission_due"}
     for deadline in done:
+        if deadline.kind in plan_kinds:  # met by the plan's submission or review, in time
+            assert deadline.created_at <= deadline.completed_at <= deadline.due_at
+            continue
         assert deadline.completed_at == deadline.due_at < TODAY_STARTS
         assert deadline.completed_by_id == deadline.owner_id
     notes = db.session.scalars(
         sa.select(AuditEvent.summary).where(AuditEvent.action == "deadline.completed")
     ).all()
     assert len(notes) == len(done)
-    assert all("Demo history: " in note for note in notes)
+    assert len([n for n in notes if "Demo history: " in n]) == len(
+        [d for d in done if d.kind not in plan_kinds]
+    )
     # Each escalation's recovery plan was due 10 working days after the decision.
     calendar = calendar_for("iqpf")
-    for d in decisions_by_time():
+    for d in level_decisions():
         if d.kind == "escalate" and d.status == "approved":
             plan = db.session.scalar(
                 sa.select(Deadline).where(
@@ -532,6 +548,7 @@ def test_historic_obligations_were_met_on_time_and_none_is_overdue(demo):
             assert plan.due_at == calendar.due_at(d.decided_at, 10)
             assert plan.created_at == d.decided_at
             assert plan.status == "done"
+            assert plan.completed_by_id == d.case.unit.lead_id  # the lead submitted it
     # Mental Health's independent review (a Level 3 support option) was reported.
     review = db.session.scalar(
         sa.select(Deadline).where(Deadline.kind == "support_option:independent_review")
@@ -588,7 +605,7 @@ def test_escalated_units_have_their_cadence_ahead(demo):
 def test_emails_about_history_were_sent_when_written(demo):
     messages = db.session.scalars(sa.select(OutboxMessage)).all()
     about_decisions = [m for m in messages if m.kind == "decision"]
-    approved = [d for d in decisions_by_time() if d.status == "approved"]
+    approved = [d for d in level_decisions() if d.status == "approved"]
     assert len({int(m.dedupe_key.split(":")[1]) for m in about_decisions}) == len(approved)
     for message in about_decisions:
         decision = db.session.get(Decision, int(message.dedupe_key.split(":")[1]))
@@ -639,3 +656,111 @@ def test_defaults_to_today_in_london(app):
         load_demo()
     latest = db.session.scalar(sa.select(sa.func.max(FinancePosition.period)))
     assert latest == date(2026, 3, 1)
+
+
+def test_escalated_units_lived_their_recovery_plans(demo):
+    """Each escalation's recovery plan was written by the unit's lead before it was due,
+    reviewed (one returned with a comment and resubmitted), approved, and reported on monthly
+    from the data; a plan replaced by a higher level's was withdrawn (decision 0014)."""
+    from workflow_app.models.plans import PlanReviewComment, RecoveryPlan
+    from workflow_app.services.plans import check_smart, plan_diff, version_intact
+
+    asked = [
+        d
+        for d in level_decisions()
+        if d.kind == "escalate" and d.status == "approved" and d.to_level in ("2a", "3")
+    ]
+    plans = db.session.scalars(sa.select(RecoveryPlan).order_by(RecoveryPlan.id)).all()
+    assert [p.decision_id for p in plans] == [d.id for d in asked]
+    assert sorted((p.unit.code, p.status) for p in plans) == [
+        ("CSS", "in_delivery"),
+        ("MHLD", "failing"),  # Level 3: still missing its trajectory
+        ("MHLD", "withdrawn"),  # the 2a plan, replaced at Level 3
+        ("PCC", "in_delivery"),
+        ("SURG", "in_delivery"),
+        ("SURG", "withdrawn"),
+        ("UNSCH", "in_delivery"),
+        ("WACH", "completed"),  # delivered; stepped down
+    ]
+    for plan, decision in zip(plans, asked, strict=True):
+        due = db.session.scalar(
+            sa.select(Deadline).where(
+                Deadline.dedupe_key == f"decision:{decision.id}:recovery_plan_due"
+            )
+        )
+        first = plan.versions[0]
+        assert first.submitted_by_id == plan.unit.lead_id
+        assert as_utc(decision.decided_at) < as_utc(first.submitted_at) < as_utc(due.due_at)
+        assert all(version_intact(v) for v in plan.versions)
+        assert plan.approved_at is not None and plan.approved_by_id != plan.unit.lead_id
+        assert plan.approved_by_id == (
+            plan.unit.accountable_executive_id
+            if decision.to_level == "3"
+            else person("performance.team").id
+        )
+        assert plan.summary and plan.risk_assessment and plan.support_requested
+        assert plan.risk_level == ("high" if decision.to_level == "3" else "moderate")
+        evidence = {
+            m["code"]
+            for s in json.loads(decision.evidence)["signals"]
+            for m in s.get("measures", [])
+        }
+        assert 2 <= len(plan.actions) <= 3
+        planned = {t.measure.code for t in plan.trajectory}
+        assert planned == evidence
+        for action in plan.actions:
+            assert action.measure.code in evidence
+            assert action.owner_id in {
+                plan.unit.lead_id,
+                plan.unit.budget_holder_id,
+                plan.unit.accountable_executive_id,
+            }
+            assert action.domain_id == action.measure.domain_id
+            assert action.deliverable and action.milestones and action.resources
+            assert action.due_on > to_london(first.submitted_at).date()
+        # The plan as submitted passed the SMART check on the day.
+        assert not check_smart(plan, today=to_london(plan.versions[-1].submitted_at).date())
+        # Approved in the month of the decision (as the replay assumed), except the returned one.
+        approved = to_london(plan.approved_at)
+        decided = to_london(decision.decided_at)
+        if plan.unit.code != "WACH":
+            assert (approved.year, approved.month) == (decided.year, decided.month)
+
+    # Women & Children's plan was returned with a comment on an action and resubmitted.
+    (wach,) = [p for p in plans if p.unit.code == "WACH"]
+    v1, v2 = wach.versions
+    assert (v1.outcome, v2.outcome) == ("returned", "approved")
+    (comment,) = db.session.scalars(
+        sa.select(PlanReviewComment).where(PlanReviewComment.version_id == v1.id)
+    ).all()
+    assert comment.action_id == wach.actions[-1].id and "how many" in comment.comment
+    diff = plan_diff(v1, v2)
+    (changed,) = [a for a in diff.actions if a.change == "changed"]
+    assert {f.field for f in changed.fields} == {"description", "expected_effect"}
+    resubmit = db.session.scalar(
+        sa.select(Deadline).where(Deadline.dedupe_key == f"plan:{wach.id}:v1:resubmit")
+    )
+    assert resubmit.status == "done" and resubmit.completed_at == v2.submitted_at
+
+    # Monthly updates: every action of a plan in delivery reported each month after approval
+    # to the latest month, from the data, while the plan was open.
+    for plan in plans:
+        first_month = to_london(plan.approved_at).date().replace(day=1)
+        for action in plan.actions:
+            months = [u.period for u in action.updates]
+            assert months == sorted(months)
+            if plan.status in ("in_delivery", "failing"):
+                expected = [m for m in REVIEWED + [LATEST] if m > first_month]
+                assert months == expected, (plan.unit.code, months)
+            for update in action.updates:
+                assert update.status in ("on_track", "at_risk", "off_track")
+                assert action.measure.name in update.narrative
+                assert update.updated_by_id == action.owner_id
+                assert to_london(update.updated_at).date().replace(day=1) == update.period
+    # Women & Children delivered every action before it stepped down; Mental Health's Level 3
+    # plan is off track and failing.
+    assert all(a.delivered_on and a.delivered_on <= date(2026, 9, 30) for a in wach.actions)
+    (mhld,) = [p for p in plans if p.unit.code == "MHLD" and p.status == "failing"]
+    assert {u.status for a in mhld.actions for u in a.updates if u.period == LATEST} == {
+        "off_track"
+    }

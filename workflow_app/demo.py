@@ -22,18 +22,22 @@ The body has lived through its months (``_live_history``): from the seventh mont
 month's review ran when the scheduler would have run it, and the demo Executive Team and
 Chief Executive decided its proposals through ``services.decisions`` (re-entering the demo
 passwords), so the level changes, letters, deadlines, cadence and e-mails are the real
-consequences, dated when they happened. The replay assumes recovery plans (see
-``services.replay``). With the default seed, 18 months and framework A: Mental Health goes
-to 2a and then 3, Primary Care, Surgery, Women & Children, Clinical Support and Unscheduled
-Care to 2a, Surgery on to 3; the Executive Team twice declines Medicine's 2a on judgement,
-and steps Women & Children down. The latest month's review is left to the running app, so
-its proposals (Medicine's 2a, the two 2b breaches) await decision.
+consequences, dated when they happened. The review is ``review.run_review`` unchanged: it
+judges the recovery plans the units wrote, had reviewed and reported on in the history
+(``_Agenda``, through ``services.plans`` and ``services.plan_delivery``), and proposes earned
+autonomy, which the Executive Team defers to the unit's six-monthly review. With the default
+seed, 18 months and framework A: Mental Health goes to 2a and then 3, Primary Care, Surgery,
+Women & Children, Clinical Support and Unscheduled Care to 2a, Surgery on to 3; the Executive
+Team twice declines Medicine's 2a on judgement, and steps Women & Children down. The latest
+month's review is left to the running app, so its proposals (Medicine's 2a, the two 2b
+breaches) await decision.
 
 The loader only flushes; the caller commits (``escalate demo``).
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import unicodedata
 from collections.abc import Iterator
@@ -1016,7 +1020,7 @@ def load_demo(
     session.flush()
 
     # The lived history: every month's review and its decisions, through the real services.
-    history = _live_history(people, periods, present)
+    history = _live_history(people, periods, present, story)
 
     record_event(
         "demo.loaded",
@@ -1088,30 +1092,32 @@ def _meeting_reference(day: date) -> str:
     return f"Executive Team {day.day} {day:%B %Y}"
 
 
-def _live_history(people: dict[str, Person], periods: list[date], present: datetime) -> DemoHistory:
-    """Review each month before the latest and decide its proposals (see above)."""
+def _live_history(
+    people: dict[str, Person], periods: list[date], present: datetime, story: _Story
+) -> DemoHistory:
+    """Review each month before the latest and decide its proposals (see above); the units
+    write, review and deliver the recovery plans the decisions ask for."""
     from workflow_app.services.deadlines import calendar_for
-    from workflow_app.services.replay import AssumedPlans, review_with_assumed_plans
+    from workflow_app.services.review import run_review
 
     framework = get_framework(DEMO_FRAMEWORK)
     calendar = calendar_for(DEMO_FRAMEWORK)
     after = parse_duration(framework.monthly_returns["review_after"]).amount
     history = DemoHistory()
     replayed = periods[BASELINE_MONTHS:-1]
-    plans = AssumedPlans(replayed[0]) if replayed else None
+    agenda = _Agenda(people, periods, story)
     clock: datetime | None = None
     for period in replayed:
         review_day = calendar.month_end_plus_working_days(period.year, period.month, after)
         review_at = calendar.reminder_at(review_day)
         meeting_day = calendar.add_working_days(review_day, 1)
         decided_at = calendar.at_local_time(meeting_day, DECISION_TIME)
-        clock = _live_until(clock, review_at)
+        clock = agenda.live_until(clock, review_at)
         with _mail_sent_at(review_at):
-            outcome = review_with_assumed_plans(period, plans, now=review_at)
+            outcome = run_review(period, now=review_at)
         history.periods.append(period)
-        clock = _live_until(clock, decided_at)
+        clock = agenda.live_until(clock, decided_at)
         meeting = _meeting_reference(meeting_day)
-        evaluations = {e.unit_code: e for e in outcome.evaluations}
         with _mail_sent_at(decided_at):
             for proposal in outcome.created:
                 if proposal.status != "pending":
@@ -1122,17 +1128,46 @@ def _live_history(people: dict[str, Person], periods: list[date], present: datet
                     _decline(proposal, held, people, decided_at, meeting)
                     continue
                 _decide(proposal, people, decided_at, meeting)
-                code = proposal.case.unit.code
-                plans.moved(code, proposal.case.track, proposal.kind, period, evaluations[code])
+                agenda.plan_asked_for(proposal)
+            for proposal in _pending_autonomy(period):
+                history.decisions.append(proposal)
+                _decline(proposal, _autonomy_deferred(proposal), people, decided_at, meeting)
             if period == replayed[-1]:
                 for unit_code, track in JUDGEMENT_DE_ESCALATIONS:
                     decision = _judgement_de_escalation(
-                        unit_code, track, period, plans, people, meeting_day, decided_at
+                        unit_code, track, period, people, meeting_day, decided_at
                     )
                     if decision is not None:
                         history.decisions.append(decision)
-    _live_until(clock, present, arrive=True)
+    agenda.live_until(clock, present, arrive=True)
     return history
+
+
+def _pending_autonomy(period: date) -> list[Decision]:
+    """The earned-autonomy proposals the review of ``period`` made (services.autonomy)."""
+    return list(
+        db.session.scalars(
+            sa.select(Decision)
+            .where(
+                Decision.kind == "earned_autonomy",
+                Decision.status == "pending",
+                Decision.period == period,
+            )
+            .order_by(Decision.id)
+        )
+    )
+
+
+def _autonomy_deferred(proposal: Decision) -> str:
+    """Why the Executive Team does not grant earned autonomy in the history: it considers
+    it with the unit's six-monthly review (the history does not hold meetings yet, and a
+    grant would request base reviews for months already past)."""
+    unit = proposal.case.unit
+    return (
+        f"The Executive Team noted {unit.name}'s consistent delivery (seed 000, 7.8, Level 1: "
+        f"consider earned autonomy) and will consider earned autonomy at its six-monthly "
+        f"performance review; normal arrangements continue until then."
+    )
 
 
 def _live_until(start: datetime | None, end: datetime, *, arrive: bool = False) -> datetime:
@@ -1359,19 +1394,23 @@ def _judgement_de_escalation(
     unit_code: str,
     track: str,
     period: date,
-    plans,
     people: dict[str, Person],
     meeting_day: date,
     decided_at: datetime,
 ) -> Decision | None:
     """A step down raised by hand and agreed by the Executive Team on judgement.
 
-    Only if the case is above its lowest level, its assumed plan's actions are delivered,
+    Only if the case is above its lowest level, its recovery plan's actions are all delivered,
     and every measure named in the evidence of the escalation that brought it to its level
-    has met target in each of its last ``DE_ESCALATION_MONTHS`` months with data.
+    has met target in each of its last ``DE_ESCALATION_MONTHS`` months with data. The plan,
+    its work done, is completed by the performance team.
     """
-    from workflow_app.evaluation import PlanInput
     from workflow_app.services.decisions import decide_proposal, raise_escalation
+    from workflow_app.services.plan_delivery import (
+        complete_plan,
+        current_plan,
+        plan_input_for_case,
+    )
     from workflow_app.services.review import unit_input
 
     framework = get_framework(DEMO_FRAMEWORK)
@@ -1395,10 +1434,11 @@ def _judgement_de_escalation(
     )
     if escalation is None:
         return None
-    data = plans.apply(unit_input(case.unit, period), period)
-    plan: PlanInput | None = next((p for p in data.plans if p.track == track), None)
-    if plan is None or not plan.actions_delivered:
+    plan = current_plan(case, period)
+    plan_input = plan_input_for_case(case, period, plan) if plan is not None else None
+    if plan_input is None or not plan_input.actions_delivered:
         return None
+    data = unit_input(case.unit, period)
     codes = {m["code"] for m in _evidence_measures(escalation)}
     phrases = []
     for measure in data.measures:
@@ -1451,8 +1491,619 @@ def _judgement_de_escalation(
         meeting_reference=_meeting_reference(meeting_day),
         now=decided_at,
     )
-    plans.moved(unit_code, track, "de_escalate", period, None)
+    if plan.status == "in_delivery":
+        complete_plan(
+            people[PERFORMANCE_TEAM],
+            plan,
+            note=f"Every action delivered; {case.unit.name} stepped down to {title} at "
+            f"{_meeting_reference(meeting_day)}.",
+            now=decided_at,
+        )
     return proposal
+
+
+# --- recovery plans in the history ----------------------------------------------------------
+#
+# A decision that asks for a recovery plan (its ``recovery_plan_due`` deadline) is answered by
+# the unit's lead through ``services.plans``: the draft is started and saved two working days
+# before it is submitted, a few working days before the plan is due; the performance team (the
+# accountable executive for a Level 3 plan) approves it before the month is out, so the plan is
+# judged from the next month, as the replay assumed before plans were recorded. The plans of
+# ``PLANS_RETURNED`` are first returned with a comment on one action and resubmitted. Each month
+# after approval every action's owner records its update (``services.plan_delivery``) from the
+# month's data, and marks it delivered from its due month while it is not off track.
+
+#: Units whose first plan the performance team returns with a comment on an action.
+PLANS_RETURNED: frozenset[str] = frozenset({"WACH"})
+PLAN_MONTHS = 6  # months of planned values, from the month after the decision
+PLAN_ACTIONS = 3
+
+
+@dataclass(frozen=True)
+class _ActionText:
+    description: str
+    resources: str
+    deliverable: str
+    milestones: tuple[str, str]
+
+
+def _actions(*items: tuple[str, str, str, str, str]) -> tuple[_ActionText, ...]:
+    return tuple(_ActionText(d, r, v, (m1, m2)) for d, r, v, m1, m2 in items)
+
+
+# Two actions a lead would write for each measure the demo's escalations name (SMART: what,
+# resources, the deliverable and two milestones; the measure, effect, owner, domain and dates
+# come from the data). Any other measure gets the generic pair.
+_PLAN_ACTIONS: dict[str, tuple[_ActionText, ...]] = {
+    "MHPART1": _actions(
+        (
+            "Run additional Part 1 assessment clinics on Saturdays across the three "
+            "localities, booked from the longest waiters first",
+            "Two band 6 practitioners on overtime (about £9,000 a month); clinic rooms agreed "
+            "with Primary Care",
+            "Weekend assessment clinics in every locality",
+            "first weekend clinics running",
+            "weekend clinics in all three localities",
+        ),
+        (
+            "Validate the Part 1 waiting list weekly and move suitable referrals to the single "
+            "point of access triage",
+            "Booking team lead (0.4 WTE); data validation by the information team",
+            "A validated waiting list with a weekly triage report",
+            "full list validated once",
+            "weekly triage report to the directorate meeting",
+        ),
+    ),
+    "CAMHS28": _actions(
+        (
+            "Commission an external provider for 40 CAMHS assessments a month while two "
+            "vacant posts are recruited",
+            "Non-recurrent funding of £120,000 agreed with the Director of Finance",
+            "An insourced assessment contract in place",
+            "contract signed",
+            "40 assessments a month delivered",
+        ),
+        (
+            "Recruit to the two vacant CAMHS practitioner posts and offer a retention payment "
+            "to the team",
+            "Workforce & OD recruitment campaign; retention premium approved",
+            "Two posts filled and the team fully established",
+            "adverts out and interviews held",
+            "both practitioners in post",
+        ),
+    ),
+    "CTP": _actions(
+        (
+            "Audit every open care and treatment plan monthly and give care coordinators "
+            "protected time to complete them",
+            "Half a day a week per coordinator; audit by the quality lead",
+            "A monthly CTP audit with named actions",
+            "first audit reported",
+            "every team audited twice",
+        ),
+    ),
+    "RESTR": _actions(
+        (
+            "Roll out the Safewards model and post-incident debriefs on the two acute wards",
+            "Training for 60 staff from the Mental Health Nurse Consultant",
+            "Safewards interventions in place on both wards",
+            "training delivered on the first ward",
+            "debriefs after every incident on both wards",
+        ),
+    ),
+    "RTT18": _actions(
+        (
+            "Open a fourth theatre list on weekdays and a Saturday list for the longest "
+            "waiting orthopaedic and general surgery patients",
+            "Theatre staffing from the bank and the insourcing contract (£85,000 a month)",
+            "Extra theatre capacity of eight lists a week",
+            "Saturday lists running",
+            "all eight extra lists running",
+        ),
+        (
+            "Validate the admitted waiting list clinically and administratively and "
+            "treat in strict chronological order",
+            "Two validation clerks for three months; consultant time for clinical review",
+            "A validated waiting list, reported weekly",
+            "administrative validation complete",
+            "clinical validation of every patient over 40 weeks",
+        ),
+    ),
+    "CANC62": _actions(
+        (
+            "Put in place a straight-to-test pathway for lower GI and urology referrals, "
+            "with a weekly cancer tracking meeting chaired by the General Manager",
+            "A cancer pathway navigator (band 5) and diagnostic slots protected by Clinical "
+            "Support Services",
+            "Straight-to-test pathways for two tumour sites",
+            "weekly tracking meeting in place",
+            "both pathways live",
+        ),
+        (
+            "Agree mutual aid with the neighbouring health board for robotic prostatectomy "
+            "while the second robot is commissioned",
+            "Mutual aid agreement; transport for patients",
+            "A signed mutual aid agreement",
+            "agreement signed",
+            "first patients treated under it",
+        ),
+    ),
+    "ED4H": _actions(
+        (
+            "Open a same day emergency care unit for ambulatory patients seven days a week, "
+            "streamed at the front door",
+            "Acute physicians' rota extended to weekends; four trolley spaces in the old "
+            "discharge lounge",
+            "SDEC open seven days a week, 08:00 to 20:00",
+            "weekday SDEC extended to 20:00",
+            "SDEC open at weekends",
+        ),
+        (
+            "Hold a board round on every ward by 10:00 and move patients to the discharge "
+            "lounge by noon",
+            "Ward managers and the patient flow team; discharge lounge staffed from 08:00",
+            "Morning board rounds and discharges before noon",
+            "board rounds on medical wards",
+            "board rounds on every ward",
+        ),
+    ),
+    "AMBH": _actions(
+        (
+            "Open a ten-space ambulance receiving area staffed to take handovers within 15 "
+            "minutes, with the ambulance service's liaison officer",
+            "Two registered nurses and a healthcare support worker per shift (bank, then "
+            "substantive)",
+            "An ambulance receiving area open around the clock",
+            "area open from 08:00 to 22:00",
+            "area open 24 hours",
+        ),
+    ),
+    "ANTE10": _actions(
+        (
+            "Let women refer themselves to the midwifery service online and by text",
+            "Digital team to build the form; community midwives to triage twice a day",
+            "Self-referral open online and by text",
+            "online form live",
+            "text referral live and promoted at GP practices",
+        ),
+        (
+            "Run extra booking clinics in the two towns with the lowest booking rates",
+            "Two community midwives for one session a week each",
+            "Additional booking clinics in place",
+            "clinic venues agreed",
+            "clinics running weekly",
+        ),
+    ),
+    "PATH24": _actions(
+        (
+            "Extend the core laboratory's evening shift to 22:00 and prioritise inpatient "
+            "samples by ward",
+            "Four biomedical scientists moved to evening shifts; shift allowance funded",
+            "An evening shift covering the inpatient peak",
+            "rota consulted on",
+            "evening shift running every weekday",
+        ),
+        (
+            "Replace the failing analyser in the blood sciences laboratory under the "
+            "managed equipment contract",
+            "Managed equipment service variation (no capital)",
+            "A new analyser commissioned and validated",
+            "analyser installed",
+            "analyser validated and in use",
+        ),
+    ),
+    "COMM14": _actions(
+        (
+            "Triage every community referral within two working days and book urgent "
+            "patients into ring-fenced slots",
+            "Two band 6 nurses to the single point of access; slot templates rebuilt",
+            "Triage within two working days and ring-fenced urgent slots",
+            "triage standard agreed",
+            "ring-fenced slots in every team",
+        ),
+        (
+            "Fill the district nursing vacancies in the north locality through a rolling "
+            "advert and an agency bridge",
+            "Agency bridge of four nurses for three months, within the agency cap",
+            "District nursing establishment filled",
+            "agency bridge in place",
+            "substantive nurses in post",
+        ),
+    ),
+}
+_GENERIC_ACTIONS = _actions(
+    (
+        "Agree a weekly improvement huddle on {measure} with named actions and an owner for each",
+        "Service manager time; weekly data from the information team",
+        "A weekly improvement huddle with an action log",
+        "huddle in place",
+        "action log reviewed at the directorate meeting",
+    ),
+    (
+        "Review capacity and demand for {measure} and redeploy staff to close the gap",
+        "Capacity and demand model from the performance team",
+        "A capacity and demand plan signed off by the directorate",
+        "model built",
+        "staff redeployed",
+    ),
+)
+
+
+def _actions_for(code: str) -> tuple[_ActionText, ...]:
+    return _PLAN_ACTIONS.get(code, _GENERIC_ACTIONS)
+
+
+class _Agenda:
+    """What people do at set times in the history (plans written, reviewed, reported on),
+    done in time order as the history's clock passes (``live_until``)."""
+
+    def __init__(self, people: dict[str, Person], periods: list[date], story: _Story) -> None:
+        from workflow_app.services.deadlines import calendar_for
+
+        self.people = people
+        self.periods = periods
+        self.story = story
+        self.calendar = calendar_for(DEMO_FRAMEWORK)
+        self.items: list[tuple[datetime, int, object]] = []
+        self.count = 0
+
+    def add(self, at: datetime, do) -> None:
+        heapq.heappush(self.items, (at, self.count, do))
+        self.count += 1
+
+    def live_until(
+        self, clock: datetime | None, end: datetime, *, arrive: bool = False
+    ) -> datetime:
+        """Let time pass to ``end``, doing what falls due on the way at its time."""
+        while self.items and self.items[0][0] <= end:
+            at, _n, do = heapq.heappop(self.items)
+            if clock is None or at > clock:
+                clock = _live_until(clock, at)
+            with _mail_sent_at(at):
+                do(at)
+        return _live_until(clock, end, arrive=arrive)
+
+    def at(self, day: date, hour: int, minute: int = 0) -> datetime:
+        return self.calendar.at_local_time(day, time(hour, minute))
+
+    # -- a decision asks for a plan -----------------------------------------------------------
+
+    def plan_asked_for(self, decision: Decision) -> None:
+        """Plan the writing and review of the plan ``decision`` asks for, if it asks for one."""
+        from workflow_app.models.deadlines import Deadline
+        from workflow_app.services.plans import PLAN_DUE_KINDS, open_plan_for_case, withdraw
+
+        due = db.session.scalar(
+            sa.select(Deadline).where(
+                Deadline.dedupe_key.like(f"decision:{decision.id}:%"),
+                Deadline.kind.in_(tuple(PLAN_DUE_KINDS)),
+            )
+        )
+        if due is None:
+            return
+        case = decision.case
+        framework = get_framework(case.framework)
+        old = open_plan_for_case(case)
+        if old is not None:  # the new level asks for a new plan: the old one is replaced
+            withdraw(
+                self.people[PERFORMANCE_TEAM],
+                old,
+                f"Replaced by the plan asked for at {decision.meeting_reference}, when "
+                f"{case.unit.name} moved to {framework.level_title(case.level)}.",
+                now=decision.decided_at,
+            )
+        calendar = self.calendar
+        decided = calendar.local_date(decision.decided_at)
+        due_day = calendar.local_date(due.due_at)
+        month_end = calendar.previous_working_day(_add_months(decided.replace(day=1), 1))
+        if case.unit.code in PLANS_RETURNED:
+            submit_day = calendar.add_working_days(due_day, -4)
+            steps = [
+                (self.at(calendar.add_working_days(submit_day, -2), 10), "draft"),
+                (self.at(submit_day, 16), "submit"),
+                (self.at(calendar.add_working_days(submit_day, 2), 11), "return"),
+                (self.at(calendar.add_working_days(submit_day, 6), 15), "resubmit"),
+                (self.at(calendar.add_working_days(submit_day, 8), 14), "approve"),
+            ]
+        else:
+            approve_day = min(calendar.add_working_days(due_day, -1), month_end)
+            submit_day = max(
+                calendar.add_working_days(approve_day, -3), calendar.add_working_days(decided, 2)
+            )
+            approve_day = max(approve_day, calendar.add_working_days(submit_day, 1))
+            steps = [
+                (self.at(calendar.add_working_days(submit_day, -2), 10), "draft"),
+                (self.at(submit_day, 16), "submit"),
+                (self.at(approve_day, 14), "approve"),
+            ]
+        state: dict[str, object] = {"decision_id": decision.id}
+        for when, step in steps:
+            self.add(when, lambda at, step=step: self._plan_step(state, step, at))
+
+    def _plan_step(self, state: dict, step: str, at: datetime) -> None:
+        from workflow_app.services import plans as service
+
+        decision = db.session.get(Decision, state["decision_id"])
+        case = decision.case
+        unit = case.unit
+        lead = unit.lead
+        performance = self.people[PERFORMANCE_TEAM]
+        if step == "draft":
+            plan = service.start_plan(lead, case, now=at)
+            state["plan_id"] = plan.id
+            service.save_draft(
+                lead, plan, self._plan_content(plan, decision), plan.lock_version, now=at
+            )
+            return
+        plan = db.session.get(service.RecoveryPlan, state["plan_id"])
+        if step == "submit":
+            service.submit(lead, plan, now=at)
+        elif step == "return":
+            action = plan.actions[-1]
+            service.return_for_changes(
+                performance,
+                plan,
+                "A good plan; one action needs to be more specific before it can be approved.",
+                {
+                    action.id: "Say how many extra sessions a week, in which towns and from "
+                    "which month, and how many more bookings by 10 weeks you expect from them."
+                },
+                now=at,
+            )
+        elif step == "resubmit":
+            data = service.plan_data(plan)
+            last = data["actions"][-1]
+            last["description"] = (
+                last["description"].rstrip(".")
+                + ": one extra session a week in each of the two towns from the first of "
+                "next month, held in the family centres"
+            )
+            last["expected_effect"] += " (about 12 more women a month booked by 10 weeks)"
+            service.save_draft(lead, plan, data, plan.lock_version, now=at)
+            service.submit(lead, plan, now=at)
+        elif step == "approve":
+            level_3 = case.level == "3"
+            reviewer = unit.accountable_executive if level_3 else performance
+            note = (
+                "Approved: the actions are specific and owned, and the trajectory is "
+                "realistic. Progress to the Executive Committee monthly."
+            )
+            service.approve(reviewer, plan, note, now=at)
+            first = _add_months(self.calendar.local_date(at).replace(day=1), 1)
+            for month in self.periods:
+                if month >= first:
+                    day = self.calendar.previous_working_day(_add_months(month, 1))
+                    self.add(
+                        self.at(day, 10),
+                        lambda at, month=month: self._report(state["plan_id"], month, at),
+                    )
+
+    # -- the plan's content ---------------------------------------------------------------------
+
+    def _plan_content(self, plan, decision: Decision) -> dict:
+        """Summary, risk, support, up to three SMART actions on the measures behind the
+        decision, and a trajectory stepping from their value then towards target."""
+        from workflow_app.models.measures import Measure
+
+        unit = plan.unit
+        framework = get_framework(plan.case.framework)
+        codes = {m["code"] for m in _evidence_measures(decision)}
+        measures = sorted(
+            db.session.scalars(
+                sa.select(Measure).where(Measure.unit_id == unit.id, Measure.code.in_(codes))
+            ).all(),
+            key=lambda m: (m.kind != _KD, m.code),
+        )
+        decided = self.calendar.local_date(decision.decided_at)
+        first = _add_months(decided.replace(day=1), 1)
+        months = [_add_months(first, k) for k in range(PLAN_MONTHS)]
+        level_3 = plan.case.level == "3"
+        picks: list[tuple[Measure, _ActionText]] = []
+        for measure in measures:
+            picks.append((measure, _actions_for(measure.code)[0]))
+        for measure in measures:
+            for text in _actions_for(measure.code)[1:]:
+                picks.append((measure, text))
+        picks = picks[: max(2, min(PLAN_ACTIONS, len(picks)))]
+        owners = [unit.lead, unit.budget_holder, unit.accountable_executive]
+        trajectory = []
+        paths: dict[int, list[float]] = {}
+        for measure in measures:
+            path = self._path(unit.code, measure, decision.period, months)
+            paths[measure.id] = path
+            trajectory += [
+                {"measure_id": measure.id, "period": month, "planned_value": _decimal(value)}
+                for month, value in zip(months, path, strict=True)
+            ]
+        actions = []
+        for i, (measure, text) in enumerate(picks):
+            path = paths[measure.id]
+            now_value = self._actual(measure, decision.period)
+            uom = measure.unit_of_measure
+            due_month = _add_months(first, 1 + i)
+            due_on = self.calendar.previous_working_day(_add_months(due_month, 1))
+            actions.append(
+                {
+                    "id": None,
+                    "description": text.description.format(measure=measure.name.lower()),
+                    "measure_id": measure.id,
+                    "expected_effect": (
+                        f"{measure.name} from {_with_unit(now_value, uom)} in "
+                        f"{decision.period:%B} to {_with_unit(path[2], uom)} by "
+                        f"{months[2]:%B %Y} and {_with_unit(path[-1], uom)} by "
+                        f"{months[-1]:%B %Y} (target {_with_unit(float(measure.target), uom)})"
+                    ),
+                    "owner_id": owners[i % len(owners)].id,
+                    "resources": text.resources,
+                    "domain_id": measure.domain_id,
+                    "deliverable": text.deliverable,
+                    "due_on": due_on,
+                    "milestones": (
+                        f"{_add_months(first, i):%B %Y}: {text.milestones[0]}\n"
+                        f"{due_month:%B %Y}: {text.milestones[1]}"
+                    ),
+                }
+            )
+        names = " and ".join(m.name for m in measures)
+        said = _evidence_sentences(decision) or decision.reason
+        return {
+            "summary": (
+                f"{unit.name} moved to {framework.level_title(plan.case.level)} at "
+                f"{decision.meeting_reference}: {said}. This plan sets out how {names} "
+                f"will recover, month by month, over the next {PLAN_MONTHS} months, with an "
+                "owner, resources and a due date for each action."
+            ),
+            "risk_assessment": (
+                f"While {names} stay below target, patients may wait longer or be cared "
+                "for later than the standard, with a risk of harm from delay. Mitigations: "
+                "clinical validation of the longest waits, harm reviews for breaches, and "
+                "escalation through the directorate's weekly performance meeting. The risk "
+                "is on the directorate risk register."
+            ),
+            "risk_level": "high" if level_3 else "moderate",
+            "support_requested": (
+                "Chief Executive progress meetings as agreed; support from Workforce & OD for "
+                "recruitment; non-recurrent funding as set out in the actions."
+                if level_3
+                else "Help from the performance team with weekly data, and Workforce & OD "
+                "with recruitment."
+            ),
+            "headlines": "",
+            "narrative": "",
+            "queries": "",
+            "actions": actions,
+            "trajectory": trajectory,
+        }
+
+    def _actual(self, measure, period: date) -> float:
+        """The measure's value in ``period`` (or the latest month before it with data)."""
+        value = db.session.scalar(
+            sa.select(MonthlyActual.value)
+            .where(MonthlyActual.measure_id == measure.id, MonthlyActual.period <= period)
+            .order_by(MonthlyActual.period.desc(), MonthlyActual.revision.desc())
+            .limit(1)
+        )
+        return float(value)
+
+    def _path(self, unit_code: str, measure, period: date, months: list[date]) -> list[float]:
+        """Planned values for ``months``: from the value in ``period`` to target over the
+        plan's months, except where the story designed the measure's recovery trajectory
+        (a run of designed months starting within the plan), and never better before such a
+        run than the run's start."""
+        spec = MEASURES[measure.code]
+        target, tolerance = float(measure.target), float(measure.tolerance)
+        sign = spec.sign
+        g0 = sign * (self._actual(measure, period) - target) / tolerance
+        designed = self.story.trajectories.get((unit_code, measure.code), {})
+        index = {p: i for i, p in enumerate(self.periods)}
+        # Runs of designed values: a run starts where the value falls back.
+        runs: dict[int, float] = {}
+        previous = None
+        run_start = None
+        for i in sorted(designed):
+            if previous is None or i != previous + 1 or designed[i] < designed[previous]:
+                run_start = i
+            if run_start is not None and run_start >= index.get(months[0], len(self.periods)):
+                runs[i] = designed[i]
+            previous = i
+        steps = len(months)
+        out: list[float | None] = []
+        anchor_k, anchor_g = -1, g0
+        for k, month in enumerate(months):
+            i = index.get(month)
+            if i is not None and i in runs:
+                out.append(runs[i])
+                anchor_k, anchor_g = k, runs[i]
+            else:
+                remaining = steps - 1 - anchor_k
+                out.append(anchor_g + (0 - anchor_g) * (k - anchor_k) / max(remaining, 1))
+        cap = None
+        for k in range(steps - 1, -1, -1):
+            i = index.get(months[k])
+            if i is not None and i in runs:
+                cap = runs[i]
+            elif cap is not None and k < min(
+                (kk for kk in range(steps) if index.get(months[kk]) in runs), default=steps
+            ):
+                out[k] = min(out[k], cap)
+        values = []
+        for g in out:
+            value = round(target + sign * g * tolerance, spec.decimals)
+            value = max(value, spec.lower_bound)
+            if spec.maximum is not None:
+                value = min(value, spec.maximum)
+            values.append(value)
+        return values
+
+    # -- monthly updates ------------------------------------------------------------------------
+
+    def _report(self, plan_id: int, month: date, at: datetime) -> None:
+        """Each action's owner reports on the month from the month's data."""
+        from workflow_app.models.plans import RecoveryPlan
+        from workflow_app.services.plan_delivery import (
+            UPDATABLE_STATUSES,
+            ActionEntry,
+            record_updates,
+        )
+
+        plan = db.session.get(RecoveryPlan, plan_id)
+        if plan.status not in UPDATABLE_STATUSES:
+            return
+        planned = {(p.measure_id, p.period): float(p.planned_value) for p in plan.trajectory}
+        by_owner: dict[int, dict[int, ActionEntry]] = {}
+        for action in plan.actions:
+            measure = action.measure
+            spec = MEASURES[measure.code]
+            actual = db.session.scalar(
+                sa.select(MonthlyActual.value)
+                .where(MonthlyActual.measure_id == measure.id, MonthlyActual.period == month)
+                .order_by(MonthlyActual.revision.desc())
+                .limit(1)
+            )
+            bar = planned.get((measure.id, month), float(measure.target))
+            uom = measure.unit_of_measure
+            if actual is None:
+                status = "at_risk"
+                words = (
+                    f"No validated {measure.name} figure for {month:%B} yet; the action is "
+                    "progressing but its effect cannot be shown this month."
+                )
+            else:
+                g = spec.sign * (float(actual) - bar) / float(measure.tolerance)
+                position = (
+                    f"{measure.name} was {_with_unit(float(actual), uom)} in {month:%B} "
+                    f"against the plan's {_with_unit(bar, uom)}"
+                )
+                if g >= 0:
+                    status = "on_track"
+                    words = f"{position}: on track. {action.deliverable} progressing as planned."
+                elif g >= -0.5:
+                    status = "at_risk"
+                    words = (
+                        f"{position}: slightly behind. Extra sessions booked to recover the "
+                        "gap next month; the directorate reviews progress weekly."
+                    )
+                else:
+                    status = "off_track"
+                    words = (
+                        f"{position}: off track. Demand is above plan and staffing gaps "
+                        "remain; a recovery action is going to the Executive Committee and "
+                        "support has been asked for."
+                    )
+            deliver = (
+                action.delivered_on is None
+                and action.due_on is not None
+                and action.due_on <= _add_months(month, 1) - timedelta(days=1)
+                and status != "off_track"
+            )
+            if deliver:
+                words = f"Delivered: {action.deliverable.lower()}. " + words
+            owner = action.owner_id or plan.unit.lead_id
+            by_owner.setdefault(owner, {})[action.id] = ActionEntry(
+                status, words, True if deliver else None
+            )
+        for owner_id, entries in by_owner.items():
+            record_updates(db.session.get(Person, owner_id), plan, month, entries, now=at)
 
 
 def _decimal(value: float) -> Decimal:

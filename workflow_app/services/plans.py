@@ -853,10 +853,10 @@ def submit(actor: Person, plan: RecoveryPlan, *, now: datetime | None = None) ->
     move_plan(plan, "submit", actor=actor, now=now, note=f"version {number}")
     db.session.flush()
     if number == 1 and plan.due_deadline is not None:
-        mark_done(plan.due_deadline, by=actor, note=f"{_kind_title(plan)} submitted")
+        mark_done(plan.due_deadline, by=actor, note=f"{_kind_title(plan)} submitted", at=now)
     previous = _plan_deadline(plan, number - 1, "resubmit") if number > 1 else None
     if previous is not None:
-        mark_done(previous, by=actor, note=f"version {number} submitted")
+        mark_done(previous, by=actor, note=f"version {number} submitted", at=now)
     owner = _review_owner(plan.unit)
     review_deadline = create_deadline(
         dedupe_key=f"plan:{plan.id}:v{number}:review",
@@ -869,6 +869,7 @@ def submit(actor: Person, plan: RecoveryPlan, *, now: datetime | None = None) ->
         working_days=REVIEW_WORKING_DAYS,
         starting=now,
         actor=actor,
+        now=now,
     )
     record_event(
         "plan.version_submitted",
@@ -977,7 +978,7 @@ def return_for_changes(
     db.session.flush()
     review_deadline = _plan_deadline(plan, version.number, "review")
     if review_deadline is not None:
-        mark_done(review_deadline, by=reviewer, note="returned with comments")
+        mark_done(review_deadline, by=reviewer, note="returned with comments", at=now)
     lead = plan.unit.lead or version.submitted_by
     resubmit = create_deadline(
         dedupe_key=f"plan:{plan.id}:v{version.number}:resubmit",
@@ -990,6 +991,7 @@ def return_for_changes(
         working_days=RESUBMIT_WORKING_DAYS,
         starting=now,
         actor=reviewer,
+        now=now,
     )
     record_event(
         "plan.returned",
@@ -1046,7 +1048,7 @@ def approve(
     db.session.flush()
     review_deadline = _plan_deadline(plan, version.number, "review")
     if review_deadline is not None:
-        mark_done(review_deadline, by=reviewer, note="approved")
+        mark_done(review_deadline, by=reviewer, note="approved", at=now)
     record_event(
         "plan.approved",
         object_type="plan",
