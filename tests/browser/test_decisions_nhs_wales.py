@@ -5,9 +5,9 @@ decides, naming the meeting, and the letter, deadlines and e-mail follow. Then: 
 ministerial decision (the Minister cannot sign before the Director General), a de-escalation
 one level down (a two-level drop is refused), a rejection, and a delegate's signature.
 
-Formal notifications (a letter of concern at levels 1-2 without a level change) exist only as a
-service (``issue_formal_notification``, tested in tests/decisions/test_decide.py); no page
-issues them yet, so there is nothing to drive here.
+Last, a formal notification: the Director General issues a letter of concern at level 1 from
+the case page, without a level change; the letter is on the case and the e-mail in the outbox
+(the refusals are in tests/web/test_formal_notification_page.py).
 """
 
 from __future__ import annotations
@@ -354,3 +354,49 @@ def test_a_deputy_signs_as_delegate_of_the_director_general(wales):
     assert "Signed by Dewi Deputy as delegate of Dai General" in letter
     subject = "Powys Health Board: Quality now at Enhanced monitoring"
     assert [m["to"] for m in j.outbox(ADMIN) if m["subject"] == subject] == [CHIEF]
+
+
+def test_the_director_general_issues_a_letter_of_concern_without_a_level_change(wales):
+    j = wales
+    before = j.snapshot("PTHB")
+
+    j.sign_in(DG)
+    j.nav("Units")
+    with j.page.expect_navigation():
+        j.page.get_by_role("link", name=UNIT).first.click()
+    with j.page.expect_navigation():
+        j.page.get_by_role("link", name="Quality", exact=True).click()
+    with j.page.expect_navigation():
+        j.page.get_by_role("link", name="issue a letter of concern or performance notice").click()
+    assert j.heading() == "Issue a formal notification"
+    assert f"You issue it as {DG_TITLE}." in j.main_text()
+    page = j.page
+    page.get_by_label("Letter of concern", exact=True).check()
+    page.get_by_label("Reason for the notification").fill(
+        "Falls with harm on the mental health wards have risen for three months"
+    )
+    page.get_by_label("The evidence").fill("Datix falls report, September 2026")
+    page.get_by_label("Your password").fill(PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Issue the notification").click()
+    assert j.banner() == (
+        "Letter of concern issued to Powys Health Board. The letter is on the case; the "
+        "level stays at Routine arrangements."
+    )
+
+    # Back on the case: the level is unchanged and the letter is listed.
+    assert "Current level: Routine arrangements since" in j.current_level_text()
+    assert "Letter of concern (" in j.section("Letters")
+    assert "Formal notification at Routine arrangements, level unchanged" in j.section("Decisions")
+    after = j.snapshot("PTHB")
+    assert after["levels"] == before["levels"]
+    assert after["level_changes"] == before["level_changes"]
+    assert after["letters"] == before["letters"] + 1
+    letter = normalise(j.open_letter("Letter of concern"))
+    assert UNIT in letter and "Dai General" in letter
+    assert "Falls with harm on the mental health wards" in letter
+
+    subject = "Powys Health Board: Letter of concern on Quality (level unchanged)"
+    mails = [m for m in j.outbox(ADMIN) if m["subject"] == subject]
+    assert [(m["to"], m["status"]) for m in mails] == [(CHIEF, "held")]
+    assert j.db(decision_emails) == [(CHIEF, subject, "held")]

@@ -151,3 +151,56 @@ def test_pack_page_and_pdf_serve_the_frozen_copy(app, board, budget_review):
     assert pdf.headers["X-Data-Pack-SHA256"] == digest
     # the meeting page says it is frozen
     assert "is frozen" in client.get(f"/meetings/{budget_review.id}").text
+
+
+def test_a_second_request_making_the_first_pack_at_once_gets_the_frozen_pack(
+    app, board, budget_review
+):
+    """Two requests make the first pack at once: the one that loses the race (it read the
+    meeting before the other froze its pack) returns the frozen pack, not a 409."""
+    from workflow_app.services.unit_of_work import transaction
+
+    assert budget_review.data_pack_html is None  # this request has read the meeting
+    version = budget_review.lock_version
+    winner = "<html><body>The pack the other request froze</body></html>"
+    digest = hashlib.sha256(winner.encode("utf-8")).hexdigest()
+    other_request = sa.orm.Session(db.engine)  # its own connection and transaction
+    with other_request.begin():
+        other_request.execute(
+            sa.text(
+                "UPDATE meetings SET data_pack_html = :html, data_pack_sha256 = :sha, "
+                "data_pack_generated_at = :at WHERE id = :id"
+            ),
+            {
+                "html": winner,
+                "sha": digest,
+                "at": datetime(2026, 12, 14, 9, tzinfo=UTC),
+                "id": budget_review.id,
+            },
+        )
+    other_request.close()
+    audited = db.session.scalar(
+        sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "meeting.data_pack")
+    )
+
+    with transaction():  # no Conflict
+        html = data_pack(budget_review, now=datetime(2026, 12, 14, 9, 0, 1, tzinfo=UTC))
+    assert html == winner
+    assert budget_review.data_pack_sha256 == digest
+    assert budget_review.lock_version == version
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "meeting.data_pack")
+        )
+        == audited  # only the winner records the pack
+    )
+    assert data_pack(budget_review) == winner
+
+
+def test_making_the_pack_leaves_the_meetings_version_alone(board, budget_review):
+    version = budget_review.lock_version
+    data_pack(budget_review)
+    db.session.commit()
+    db.session.expire_all()
+    assert budget_review.data_pack_sha256 is not None
+    assert budget_review.lock_version == version

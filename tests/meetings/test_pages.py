@@ -255,6 +255,9 @@ def test_cancel_and_outcome_forms(app, board, meeting, clock):
     page = client.get(f"/meetings/{meeting.id}")
     assert "Recovery actions agreed" in page.text
     assert "Agreed action plan — Surgery" in page.text
+    plan_link = f'<a href="/plans/{meeting.action_plan.id}">Agreed action plan — Surgery</a>'
+    assert plan_link in page.text  # the meeting links to the plan it agreed
+    assert client.get(f"/plans/{meeting.action_plan.id}").status_code == 200
 
 
 def test_an_invitee_sends_apologies_from_the_page(app, board, meeting):

@@ -51,6 +51,8 @@ GET_ALLOWED: dict[str, frozenset[str]] = {
     "decisions.show": ORG,
     "decisions.letter_preview": ORG,
     "decisions.raise_case": frozenset({"ceo", "executive_director", "performance_team"}),
+    # The world's case is on framework A, which has no formal notifications: 403 for all.
+    "decisions.notify_case": NOBODY,
     "frameworks.index": SIGNED_IN,
     "frameworks.show": SIGNED_IN,
     "letters.show": ORG,
@@ -116,6 +118,7 @@ POST_ALLOWED: dict[str, frozenset[str]] = {
     "deadlines.resume": frozenset({"ceo", "executive_director", "performance_team"}),
     "decisions.sign": frozenset({"ceo", "executive_director"}),
     "decisions.raise_case": frozenset({"ceo", "executive_director", "performance_team"}),
+    "decisions.notify_case": NOBODY,  # framework A has no formal notifications
     "meetings.attendance": frozenset({"ceo", "executive_director", "performance_team"}),
     "meetings.cancel": frozenset({"ceo", "performance_team"}),
     "meetings.add_member": frozenset({"ceo", "performance_team"}),

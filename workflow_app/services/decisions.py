@@ -75,6 +75,11 @@ def signing_capacity(person: Person, decision: Decision, at: datetime) -> Signin
         wanted = [rule.sequence[len(signed)]] if len(signed) < len(rule.sequence) else []
     else:
         wanted = list(rule.any_of)
+    return _capacity_in(person, wanted, at)
+
+
+def _capacity_in(person: Person, wanted: list[str], at: datetime) -> SigningCapacity | None:
+    """The first of the ``wanted`` roles ``person`` holds, directly or as a delegate."""
     for role in wanted:
         if role in person.roles:
             return SigningCapacity(role)
@@ -428,6 +433,47 @@ def raise_escalation(
     return decision
 
 
+def formal_notification_capacity(
+    person: Person | None, case: EscalationCase, at: datetime | None = None
+) -> SigningCapacity | None:
+    """The role in which ``person`` may issue a formal notification on ``case``'s framework
+    (directly or as a delegate), whatever the case's level; None if they may not, or if the
+    framework has no formal notifications."""
+    if not (person and getattr(person, "is_authenticated", False)):
+        return None
+    framework = get_framework(case.framework)
+    rules = framework.formal_notifications or {}
+    if not rules:
+        return None
+    rule = framework.signatures[rules["signed_by"]]
+    wanted = list(rule.sequence[:1]) if rule.sequence else list(rule.any_of)
+    return _capacity_in(person, wanted, at or utcnow())
+
+
+def formal_notification_kinds(case: EscalationCase) -> list[str]:
+    """The kinds of formal notification the framework allows at ``case``'s current level."""
+    rules = get_framework(case.framework).formal_notifications or {}
+    if case.level not in rules.get("allowed_at", []):
+        return []
+    return list(rules.get("kinds", []))
+
+
+def formal_notification_refusal(case: EscalationCase) -> str | None:
+    """Why no formal notification can be issued at ``case``'s level, or None if one can."""
+    framework = get_framework(case.framework)
+    rules = framework.formal_notifications or {}
+    if not rules:
+        return f"The {framework.title} has no formal notifications"
+    allowed = rules.get("allowed_at", [])
+    if case.level not in allowed:
+        return (
+            "Formal notifications can be issued at "
+            f"{' and '.join(framework.level_title(level) for level in allowed)}, "
+            f"not at {framework.level_title(case.level)}"
+        )
+    return None
+
+
 def issue_formal_notification(
     actor: Person,
     case: EscalationCase,
@@ -435,13 +481,15 @@ def issue_formal_notification(
     kind: str,
     reason: str,
     password: str,
+    evidence_note: str = "",
     now: datetime | None = None,
 ) -> Decision:
     """Issue a letter of concern or performance notice without a level change.
 
     Framework B, 7.2: formal notifications can be issued at levels 1 and 2 without changing
     the level. It is recorded as a decision of kind ``notice`` (from and to the same level),
-    signed by the framework's decider and re-authenticated, with its letter.
+    signed by the framework's decider and re-authenticated, with its letter; the unit's
+    contacts are told by e-mail, which carries the letter's PDF.
     """
     now = now or utcnow()
     framework = get_framework(case.framework)
@@ -467,6 +515,7 @@ def issue_formal_notification(
         status="pending",
         signature_rule=rules["signed_by"],
         reason=reason.strip(),
+        evidence=json.dumps({"note": note}) if (note := (evidence_note or "").strip()) else "",
         proposed_by_id=actor.id,
         proposed_at=now,
     )
@@ -488,7 +537,7 @@ def issue_formal_notification(
     decision.status = "approved"
     decision.decided_at = now
     db.session.flush()
-    issue_letter(case=case, decision=decision, kind=kind, issued_by=actor, issued_at=now)
+    letter = issue_letter(case=case, decision=decision, kind=kind, issued_by=actor, issued_at=now)
     record_event(
         "notice.issued",
         object_type="decision",
@@ -497,6 +546,23 @@ def issue_formal_notification(
         f"{reason.strip()}",
         actor=actor,
     )
+    title = kind.replace("_", " ")
+    for person in unit_contacts(case.unit):
+        queue_email(
+            kind="decision",
+            dedupe_key=f"decision:{decision.id}:notify:{person.id}",
+            recipient=person,
+            subject=f"{case.unit.name}: {title[0].upper()}{title[1:]} on "
+            f"{framework.track_for(case.track).title} (level unchanged)",
+            template="notice",
+            link=absolute_url(f"/cases/{case.id}"),
+            decision=decision,
+            case=case,
+            framework=framework,
+            letter=letter,
+            notice_title=title,
+            hold_for_letter=letter,
+        )
     return decision
 
 

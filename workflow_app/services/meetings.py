@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import render_template
+from sqlalchemy.orm.attributes import set_committed_value
 
 from state_machines import get_framework
 from workflow_app.clock import as_utc, to_london, utcnow
@@ -1134,16 +1135,32 @@ def data_pack(meeting: Meeting, now: datetime | None = None, *, actor=None) -> s
         deadlines=_open_deadlines(unit),
         starts_local=to_london(meeting.starts_at),
     )
-    meeting.data_pack_html = html
-    meeting.data_pack_sha256 = hashlib.sha256(html.encode("utf-8")).hexdigest()
-    meeting.data_pack_generated_at = now
-    db.session.flush()
+    digest = hashlib.sha256(html.encode("utf-8")).hexdigest()
+    # Frozen by a conditional UPDATE rather than the meeting's version check: when two
+    # requests make the first pack at once, the one that loses the race reads and returns
+    # the pack the other froze instead of failing with "changed at the same time" (409).
+    # The pack does not bump the meeting's version, so forms open on the meeting stay valid.
+    db.session.flush()  # a meeting requested in this transaction has its row and id
+    won = db.session.execute(
+        sa.update(Meeting)
+        .where(Meeting.id == meeting.id, Meeting.data_pack_sha256.is_(None))
+        .values(data_pack_html=html, data_pack_sha256=digest, data_pack_generated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        db.session.refresh(
+            meeting, ["data_pack_html", "data_pack_sha256", "data_pack_generated_at"]
+        )
+        return meeting.data_pack_html
+    set_committed_value(meeting, "data_pack_html", html)
+    set_committed_value(meeting, "data_pack_sha256", digest)
+    set_committed_value(meeting, "data_pack_generated_at", now)
     _audit(
         "meeting.data_pack",
         meeting,
         f"Data pack for {meeting.title} generated and frozen",
         actor,
-        sha256=meeting.data_pack_sha256,
+        sha256=digest,
     )
     return html
 

@@ -19,7 +19,11 @@ from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.deadlines import Deadline
 from workflow_app.models.letters import Letter
 from workflow_app.permissions import can_view_unit
-from workflow_app.services.decisions import can_raise_escalation
+from workflow_app.services.decisions import (
+    can_raise_escalation,
+    formal_notification_capacity,
+    formal_notification_kinds,
+)
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -58,6 +62,8 @@ def show(case_id: int):
         deadlines=deadlines,
         letters=letters,
         can_raise=can_raise_escalation(current_user),
+        can_notify=bool(formal_notification_kinds(case))
+        and formal_notification_capacity(current_user, case) is not None,
         now=utcnow(),
         allowed=allowed_transitions(framework, case.track, case.level),
         diagram_svg=diagram_svg,

@@ -38,6 +38,10 @@ from workflow_app.permissions import can_view_unit, visible_units_filter
 from workflow_app.services.decisions import (
     can_raise_escalation,
     decide_proposal,
+    formal_notification_capacity,
+    formal_notification_kinds,
+    formal_notification_refusal,
+    issue_formal_notification,
     raise_escalation,
     signing_capacity,
 )
@@ -117,6 +121,32 @@ class RaiseEscalationForm(FlaskForm):
         validators=[DataRequired("Describe the evidence"), Length(max=8000)],
         description="What you have seen: figures, reports, inspection findings, meetings. "
         "The person deciding reads this beside your reason.",
+    )
+
+
+class FormalNotificationForm(FlaskForm):
+    kind = RadioField(
+        "Which formal notification",
+        choices=[],
+        validators=[InputRequired("Choose the notification to issue")],
+        # A kind not offered is refused by issue_formal_notification, which says why.
+        validate_choice=False,
+    )
+    reason = TextAreaField(
+        "Reason for the notification",
+        validators=[DataRequired("Give the reason for the notification"), Length(max=4000)],
+        description="The concern and what the organisation must do. It is quoted in the letter "
+        "and recorded with your signature.",
+    )
+    evidence_note = TextAreaField(
+        "The evidence",
+        validators=[DataRequired("Describe the evidence"), Length(max=8000)],
+        description="What you have seen: figures, reports, inspection findings, meetings.",
+    )
+    password = PasswordField(
+        "Your password",
+        validators=[DataRequired("Enter your password to sign")],
+        description="You sign the notification by entering your password again.",
     )
 
 
@@ -560,6 +590,78 @@ def raise_case(case_id: int):
             framework=framework,
             track_title=_track_title(framework, case),
             allowed=allowed,
+            form=form,
+            problem=problem,
+        ),
+        status,
+    )
+
+
+@bp.route("/notify/<int:case_id>", methods=["GET", "POST"])
+@login_required
+def notify_case(case_id: int):
+    """Issue a formal notification (letter of concern, performance notice) without a level
+    change, where the framework allows it (framework B, 7.2: levels 1 and 2)."""
+    case = db.session.get(EscalationCase, case_id)
+    if case is None or not can_view_unit(current_user, case.unit):
+        abort(404)
+    framework = get_framework(case.framework)
+    rules = framework.formal_notifications or {}
+    if not rules:
+        abort(403, f"The {framework.title} has no formal notifications, so nothing was issued.")
+    capacity = formal_notification_capacity(current_user, case, utcnow())
+    if capacity is None:
+        rule = framework.signatures[rules["signed_by"]]
+        abort(
+            403,
+            f"A formal notification is issued by {_needed(framework, rule)}. Your roles do not "
+            "allow you to issue one, so nothing was issued.",
+        )
+    kinds = formal_notification_kinds(case)
+    refusal = formal_notification_refusal(case)
+    form = FormalNotificationForm()
+    form.kind.choices = [(k, k.replace("_", " ").capitalize()) for k in kinds]
+    problem = None
+    status = 200
+    if form.is_submitted():
+        status = 400
+        if refusal:
+            problem = f"{refusal}, so nothing was issued."
+        elif form.validate():
+            try:
+                with transaction():
+                    issue_formal_notification(
+                        _me(),
+                        case,
+                        kind=form.kind.data,
+                        reason=form.reason.data,
+                        evidence_note=form.evidence_note.data,
+                        password=form.password.data,
+                    )
+            except PermissionDenied:
+                raise
+            except ServiceError as error:
+                problem = str(error)
+                if "password" in problem.lower():
+                    form.password.errors = [problem]
+            else:
+                title = form.kind.data.replace("_", " ")
+                flash(
+                    f"{title[0].upper()}{title[1:]} issued to {case.unit.name}. The letter is "
+                    f"on the case; the level stays at {framework.level_title(case.level)}.",
+                    "success",
+                )
+                return redirect(url_for("cases.show", case_id=case_id))
+        form.password.data = ""
+    return (
+        render_template(
+            "decisions/notify.html",
+            case=case,
+            framework=framework,
+            track_title=_track_title(framework, case),
+            capacity_title=_role_title(framework, capacity.role),
+            capacity=capacity,
+            refusal=refusal,
             form=form,
             problem=problem,
         ),
