@@ -1129,7 +1129,8 @@ def _measure_evaluation(ctx: _Ctx, measure: MeasureInput) -> MeasureEvaluation:
     )
 
 
-def _finance_thresholds(framework: Framework) -> dict[str, float]:
+def finance_thresholds(framework: Framework) -> dict[str, float]:
+    """The framework's finance trigger thresholds by signal (iqpf: YTD £0.5m, forecast £1m)."""
     out: dict[str, float] = {}
     for trigger in framework.triggers:
         for mode in ("when_any", "when_all"):
@@ -1167,7 +1168,7 @@ def evaluate_unit(
     )
     for evaluation in measures:
         ctx.warnings.extend(evaluation.data_quality_warnings)
-    thresholds = _finance_thresholds(framework)
+    thresholds = finance_thresholds(framework)
     money_signals = finance_signals(unit.finance, period, thresholds)
     if thresholds and not any(month_start(p.period) == period for p in unit.finance):
         ctx.warnings.append(

@@ -43,6 +43,7 @@ from workflow_app.evaluation.text import (
     month_name,
     value_with_unit,
 )
+from workflow_app.evaluation.triggers import finance_thresholds
 from workflow_app.extensions import db
 from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.org import Person, Unit
@@ -106,19 +107,6 @@ def _months_back(period: date, n: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def _finance_thresholds(framework) -> dict[str, float]:
-    """The framework's finance trigger thresholds (iqpf: YTD £0.5m, forecast £1m)."""
-    out: dict[str, float] = {}
-    for trigger in framework.triggers:
-        for mode in ("when_any", "when_all"):
-            for cond in trigger.get(mode) or ():
-                name = cond.get("signal")
-                if name in ("ytd_overspend", "forecast_overspend") and "greater_than" in cond:
-                    value = float(cond["greater_than"])
-                    out[name] = min(value, out.get(name, value))
-    return out
-
-
 def assess_input(
     unit_input: UnitInput, period: date, framework, months: int | None = None
 ) -> AutonomyAssessment:
@@ -171,7 +159,7 @@ def assess_input(
                 "months": rows,
             }
         )
-    thresholds = _finance_thresholds(framework)
+    thresholds = finance_thresholds(framework)
     finance_rows = []
     if thresholds:
         by_month = {p.period: p for p in unit_input.finance}

@@ -45,10 +45,11 @@ from workflow_app.extensions import db
 from workflow_app.models.cases import EscalationCase
 from workflow_app.models.deadlines import Deadline
 from workflow_app.models.meetings import Meeting
-from workflow_app.models.org import Person, RoleGrant, Unit
+from workflow_app.models.org import Person, Unit
 from workflow_app.models.roles import CEO, EXECUTIVE_DIRECTOR
 from workflow_app.services.audit import record_event
 from workflow_app.services.deadlines import calendar_for, cancel_deadline
+from workflow_app.services.org import people_with_role
 
 __all__ = [
     "BASE_REVIEW_SERIES",
@@ -141,25 +142,13 @@ class MeetingPlan:
 # --- people -----------------------------------------------------------------------------
 
 
-def _holders(role: str) -> list[Person]:
-    return list(
-        db.session.scalars(
-            sa.select(Person)
-            .join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.role == role, Person.is_enabled.is_(True))
-            .order_by(Person.name, Person.id)
-            .distinct()
-        )
-    )
-
-
 def _chair(unit: Unit, tokens: tuple[str, ...]) -> Person | None:
     for word in tokens:
         if word == "accountable_executive":
             if unit.accountable_executive is not None:
                 return unit.accountable_executive
             continue
-        holders = _holders(word)
+        holders = people_with_role(word)
         if holders:
             return holders[0]
     return None
@@ -175,7 +164,7 @@ def _invitees(unit: Unit, tokens: tuple[str, ...]) -> list[tuple[Person, str]]:
         elif word == "budget_holder" and unit.budget_holder is not None:
             people.append((unit.budget_holder, "budget_holder"))
         elif word == "all_executive_directors":
-            people += [(p, "executive_director") for p in _holders(EXECUTIVE_DIRECTOR)]
+            people += [(p, "executive_director") for p in people_with_role(EXECUTIVE_DIRECTOR)]
     return people
 
 

@@ -49,7 +49,7 @@ from workflow_app.models.meetings import (
     Meeting,
     MeetingInvitee,
 )
-from workflow_app.models.org import Person, RoleGrant, Unit
+from workflow_app.models.org import Person, Unit
 from workflow_app.models.plans import RecoveryPlan
 from workflow_app.models.roles import (
     CEO,
@@ -69,7 +69,7 @@ from workflow_app.services.deadlines import (
     mark_done,
 )
 from workflow_app.services.errors import PermissionDenied, ServiceError
-from workflow_app.services.org import unit_contacts
+from workflow_app.services.org import people_with_role, unit_contacts
 from workflow_app.working_days import WorkingCalendar
 
 __all__ = [
@@ -187,18 +187,6 @@ def _when(value: datetime | None) -> str:
     return f"{local:%A %d %B %Y, %H:%M}" if local else ""
 
 
-def _people_with_role(*roles: str) -> list[Person]:
-    return list(
-        db.session.scalars(
-            sa.select(Person)
-            .join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.role.in_(roles), Person.is_enabled.is_(True))
-            .order_by(Person.name, Person.id)
-            .distinct()
-        )
-    )
-
-
 def _audit(action: str, meeting: Meeting, summary: str, actor, **details) -> None:
     record_event(
         action,
@@ -311,7 +299,7 @@ def schedulers_for(meeting: Meeting) -> list[Person]:
     """Who is asked to schedule a meeting: its chair, else the performance team."""
     if meeting.chair is not None:
         return [meeting.chair]
-    return _people_with_role(PERFORMANCE_TEAM)
+    return people_with_role(PERFORMANCE_TEAM)
 
 
 def ask_to_schedule(meeting: Meeting) -> None:
@@ -342,7 +330,7 @@ def _invitees_from_tokens(unit: Unit, tokens: Iterable[str]) -> list[tuple[Perso
     people: list[tuple[Person, str]] = []
     for word in tokens or []:
         if word in ("all_executive_directors", "executive_directors", EXECUTIVE_DIRECTOR):
-            people += [(p, "executive_director") for p in _people_with_role(EXECUTIVE_DIRECTOR)]
+            people += [(p, "executive_director") for p in people_with_role(EXECUTIVE_DIRECTOR)]
         elif word == "budget_holder":
             if unit.budget_holder is not None:
                 people.append((unit.budget_holder, "budget_holder"))
@@ -353,18 +341,18 @@ def _invitees_from_tokens(unit: Unit, tokens: Iterable[str]) -> list[tuple[Perso
             if unit.accountable_executive is not None:
                 people.append((unit.accountable_executive, "executive_director"))
         elif word == "whole_board":
-            for person in _people_with_role(CEO, EXECUTIVE_DIRECTOR, COMMITTEE_MEMBER):
+            for person in people_with_role(CEO, EXECUTIVE_DIRECTOR, COMMITTEE_MEMBER):
                 role = "executive_director" if person.has_role(EXECUTIVE_DIRECTOR) else "attendee"
                 people.append((person, role))
         else:
-            people += [(p, "attendee") for p in _people_with_role(word)]
+            people += [(p, "attendee") for p in people_with_role(word)]
     return people
 
 
 def _chair_for(role: str | None) -> Person | None:
     if not role:
         return None
-    holders = _people_with_role(role)
+    holders = people_with_role(role)
     return holders[0] if holders else None
 
 

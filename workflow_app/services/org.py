@@ -11,7 +11,7 @@ from state_machines import get_framework
 from workflow_app.extensions import db
 from workflow_app.models.cases import EscalationCase, LevelChange
 from workflow_app.models.measures import Measure
-from workflow_app.models.org import Person, Unit
+from workflow_app.models.org import Person, RoleGrant, Unit
 from workflow_app.permissions import can_manage_units
 from workflow_app.services.audit import record_event
 from workflow_app.services.errors import ServiceError, require
@@ -47,6 +47,19 @@ def _snapshot(obj: object, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+
+
+def people_with_role(*roles: str) -> list[Person]:
+    """Enabled people holding any of ``roles``, by name."""
+    return list(
+        db.session.scalars(
+            sa.select(Person)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(RoleGrant.role.in_(roles), Person.is_enabled.is_(True))
+            .order_by(Person.name, Person.id)
+            .distinct()
+        )
+    )
 
 
 def unit_contacts(unit: Unit) -> list[Person]:

@@ -40,7 +40,7 @@ from workflow_app.models.audit import AuditEvent
 from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.deadlines import Deadline
 from workflow_app.models.measures import Measure
-from workflow_app.models.org import Domain, Person, RoleGrant, Unit
+from workflow_app.models.org import Domain, Person, Unit
 from workflow_app.models.plans import (
     PLAN_KINDS,
     RISK_LEVELS,
@@ -57,6 +57,7 @@ from workflow_app.permissions import can_manage_units, can_view_unit
 from workflow_app.services.audit import canonical_json, record_event
 from workflow_app.services.deadlines import cancel_deadline, create_deadline, mark_done
 from workflow_app.services.errors import Conflict, PermissionDenied, ServiceError
+from workflow_app.services.org import people_with_role
 from workflow_app.services.plan_states import move_plan
 
 __all__ = [
@@ -775,19 +776,8 @@ def _review_owner(unit: Unit) -> Person | None:
     """Who owns a review deadline: the accountable executive, else a performance team member."""
     if unit.accountable_executive is not None:
         return unit.accountable_executive
-    team = _role_holders(PERFORMANCE_TEAM)
+    team = people_with_role(PERFORMANCE_TEAM)
     return team[0] if team else None
-
-
-def _role_holders(role: str) -> list[Person]:
-    return list(
-        db.session.scalars(
-            sa.select(Person)
-            .join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.role == role, Person.is_enabled.is_(True))
-            .order_by(Person.name, Person.id)
-        ).unique()
-    )
 
 
 def _plan_deadline(plan: RecoveryPlan, version: int, what: str) -> Deadline | None:
@@ -879,7 +869,7 @@ def submit(actor: Person, plan: RecoveryPlan, *, now: datetime | None = None) ->
         actor=actor,
         details={"version": number, "sha256": version.content_sha256},
     )
-    reviewers = [owner, *_role_holders(PERFORMANCE_TEAM)]
+    reviewers = [owner, *people_with_role(PERFORMANCE_TEAM)]
     _mail(
         plan,
         [p for p in reviewers if p is not None and p.id != actor.id],
