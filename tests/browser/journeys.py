@@ -62,6 +62,16 @@ class Journey:
         letters, deadlines, e-mails, audit events), to compare before and after a refusal."""
         return self.db(lambda: unit_state(unit_code))
 
+    def assert_rejection_changed_nothing(self, unit_code: str, before: dict[str, Any]) -> None:
+        """After a rejection: the same levels, level history and deadlines as ``before``, no
+        letter and no decision e-mail."""
+        after = self.snapshot(unit_code)
+        assert after["levels"] == before["levels"]
+        assert after["level_changes"] == before["level_changes"]
+        assert after["deadlines"] == before["deadlines"]
+        assert after["letters"] == 0
+        assert self.db(decision_emails) == []
+
     # --- signing in and out ------------------------------------------------------------------
 
     def sign_in(self, email: str, password: str = PASSWORD) -> None:

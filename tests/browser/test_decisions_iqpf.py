@@ -300,11 +300,7 @@ def test_the_ceo_rejects_a_proposal_with_a_reason_and_the_case_stays(iqpf):
     j.open_decisions()
     assert "Nothing is waiting for your signature." in j.decisions_table("mine").inner_text()
 
-    after = j.snapshot("UNSCH")
-    assert after["levels"] == before["levels"]
-    assert after["letters"] == 0 and after["level_changes"] == before["level_changes"]
-    assert after["deadlines"] == before["deadlines"]
-    assert j.db(decision_emails) == []
+    j.assert_rejection_changed_nothing("UNSCH", before)
 
 
 def test_a_deputy_signs_the_ceos_decision_as_delegate_of_the_ceo(iqpf):

@@ -326,13 +326,7 @@ def test_the_director_general_rejects_and_the_pillar_stays_at_routine(wales):
     j.open_case_from_decision()
     assert "Current level: Routine arrangements since" in j.current_level_text()
     assert "No letters on this case yet." in j.section("Letters")
-    after = j.snapshot("PTHB")
-    assert (after["levels"], after["letters"], after["deadlines"]) == (
-        before["levels"],
-        0,
-        before["deadlines"],
-    )
-    assert j.db(decision_emails) == []
+    j.assert_rejection_changed_nothing("PTHB", before)
 
 
 def test_a_deputy_signs_as_delegate_of_the_director_general(wales):
