@@ -1,5 +1,6 @@
 """The data model, one module per aggregate. Importing this package registers every table."""
 
+from workflow_app.models.api_tokens import ApiToken
 from workflow_app.models.audit import AuditEvent
 from workflow_app.models.cases import (
     Concern,
@@ -25,8 +26,10 @@ from workflow_app.models.plans import (
     PlanVersion,
     RecoveryPlan,
 )
+from workflow_app.models.reports import IssuedReport
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "Concern",
     "Deadline",
@@ -39,6 +42,7 @@ __all__ = [
     "EscalationCase",
     "FinancePosition",
     "ImportBatch",
+    "IssuedReport",
     "JobRun",
     "Letter",
     "LevelChange",
