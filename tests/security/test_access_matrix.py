@@ -39,6 +39,9 @@ GET_ALLOWED: dict[str, frozenset[str]] = {
     "admin.edit_unit": UNITS_ADMIN,
     "admin.new_measure": UNITS_ADMIN,
     "admin.new_unit": UNITS_ADMIN,
+    "api_tokens.index": frozenset({"system_admin"}),
+    "api_tokens.new": frozenset({"system_admin"}),
+    "api_tokens.show": NOBODY,  # no token in the world: 404 (tests/api/test_token_admin.py)
     "cases.show": ORG,
     "data.index": UNITS_ADMIN,
     "data.preview": UNITS_ADMIN,
@@ -74,6 +77,12 @@ GET_ALLOWED: dict[str, frozenset[str]] = {
     "plans.version": NOBODY,  # no version before submission: 404
     "proposals.index": SIGNED_IN,
     "proposals.show": ORG,
+    "reports.index": ORG,  # a directorate lead: 403 (docs/decisions/0023)
+    "reports.show": ORG,
+    "reports.issued": NOBODY,  # no report issued in the world: 404 (tests/reports/)
+    "reports.issued_pdf": NOBODY,
+    "reports.issued_xlsx": NOBODY,
+    "search.index": SIGNED_IN,  # each finds only the rows of the units they may see
     "units.index": SIGNED_IN,
     "units.show": ORG,
     "units.new_concern": frozenset({"ceo", "executive_director", "performance_team"}),
@@ -88,6 +97,11 @@ GET_SPECIAL = (
     | {
         (endpoint, role): 404
         for endpoint in ("auth.reset", "letters.pdf", "meetings.ics", "plans.version")
+        for role in ORG
+    }
+    | {
+        (endpoint, role): 404
+        for endpoint in ("reports.issued", "reports.issued_pdf", "reports.issued_xlsx")
         for role in ORG
     }
 )
@@ -111,6 +125,8 @@ POST_ALLOWED: dict[str, frozenset[str]] = {
     "admin.edit_unit": UNITS_ADMIN,
     "admin.new_measure": UNITS_ADMIN,
     "admin.new_unit": UNITS_ADMIN,
+    "api_tokens.new": frozenset({"system_admin"}),
+    "api_tokens.revoke": frozenset({"system_admin"}),
     "data.load": UNITS_ADMIN,
     "data.upload": UNITS_ADMIN,
     "deadlines.complete": frozenset({"ceo", "executive_director", "performance_team"}),
@@ -132,6 +148,7 @@ POST_ALLOWED: dict[str, frozenset[str]] = {
     "plans.withdraw_plan": frozenset({"ceo", "executive_director", "performance_team"}),
     "plans.start": frozenset({"performance_team"}),
     "proposals.run": frozenset({"performance_team"}),
+    "reports.issue": frozenset({"ceo", "performance_team"}),
     "units.new_concern": frozenset({"ceo", "executive_director", "performance_team"}),
 }
 
@@ -141,7 +158,23 @@ PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 UNIT_B_OBJECT_PARAMS = {
     "unit_id", "case_id", "decision_id", "letter_id", "deadline_id", "plan_id", "meeting_id",
 }  # fmt: skip
-PER_ENDPOINT = {"data.template": {"name": "performance"}}
+PER_ENDPOINT = {
+    "data.template": {"name": "performance"},
+    "api_tokens.show": {"token_id": 1},  # the world has no API token: 404 for the admin
+    "api_tokens.revoke": {"token_id": 1},
+    "reports.show": {"kind": "executive_overview", "month": "2026-10"},
+    "reports.issue": {"kind": "executive_overview", "month": "2026-10"},
+    "reports.issued": {"report_id": 1},  # nothing issued in the world: 404
+    "reports.issued_pdf": {"report_id": 1},
+    "reports.issued_xlsx": {"report_id": 1},
+}
+
+
+def web_rules(app):
+    """Every route but the JSON API's: /api/v1 authenticates by bearer token only, so a
+    session gets 401 there whatever the role; tests/api/test_resources.py holds the API's
+    matrix by token and tests/api/test_auth.py the session refusal."""
+    return [r for r in app.url_map.iter_rules() if not r.endpoint.startswith("api.")]
 
 
 def path_of(rule, ids) -> str:
@@ -161,12 +194,8 @@ def signs_in(response) -> bool:
 
 
 def test_every_route_is_in_the_table(app):
-    gets = {r.endpoint for r in app.url_map.iter_rules() if "GET" in r.methods}
-    posts = {
-        r.endpoint
-        for r in app.url_map.iter_rules()
-        if r.methods & {"POST", "PUT", "PATCH", "DELETE"}
-    }
+    gets = {r.endpoint for r in web_rules(app) if "GET" in r.methods}
+    posts = {r.endpoint for r in web_rules(app) if r.methods & {"POST", "PUT", "PATCH", "DELETE"}}
     assert gets - GET_ALLOWED.keys() == set(), "add the new route to GET_ALLOWED"
     assert posts - POST_ALLOWED.keys() == set(), "add the new route to POST_ALLOWED"
     assert GET_ALLOWED.keys() - gets == set(), "a route in GET_ALLOWED no longer exists"
@@ -177,7 +206,7 @@ def test_every_route_is_in_the_table(app):
 def test_get_matrix(app, world, clients):
     """Every GET route x every role; never a 5xx; no unit B name leaks to unit A's lead."""
     problems, checked = [], 0
-    for rule in app.url_map.iter_rules():
+    for rule in web_rules(app):
         if "GET" not in rule.methods:
             continue
         path = path_of(rule, world.ids)
@@ -214,7 +243,7 @@ def test_post_matrix_refusals_change_nothing(app, world, clients):
         for role in ROLES
     }
     rules = sorted(
-        (r for r in app.url_map.iter_rules() if "POST" in r.methods),
+        (r for r in web_rules(app) if "POST" in r.methods),
         key=lambda r: (r.endpoint == "auth.logout", r.rule),
     )
     # Refused roles first (the world must stay intact), then the authorised ones.

@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_cli(app: Flask) -> None:
     """Attach every command group to ``app.cli`` (so ``escalate`` and ``flask`` both see them)."""
+    from workflow_app.cli.api import api_cli
     from workflow_app.cli.audit import audit_cli
     from workflow_app.cli.data import data_cli
     from workflow_app.cli.demo import demo_command
@@ -14,6 +15,7 @@ def register_cli(app: Flask) -> None:
     from workflow_app.cli.review import review_cli
     from workflow_app.cli.scheduler import scheduler_command
 
+    app.cli.add_command(api_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(data_cli)
     app.cli.add_command(demo_command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+import sqlalchemy.exc as sa_exc
 from flask import Flask, current_app, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -20,6 +21,9 @@ from workflow_app.permissions import (
 )
 from workflow_app.services.errors import Conflict, NotFound, PermissionDenied
 
+#: SQLite's words for a database file that cannot be written (issue 9).
+UNWRITABLE_DATABASE = ("readonly database", "database or disk is full", "disk i/o error")
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -28,7 +32,10 @@ CONTENT_SECURITY_POLICY = (
 
 def register_web(app: Flask) -> None:
     """Register blueprints, error handlers, headers and template helpers on ``app``."""
+    from workflow_app.api import bp as api_bp
+    from workflow_app.extensions import csrf
     from workflow_app.web.admin import bp as admin_bp
+    from workflow_app.web.api_tokens import bp as api_tokens_bp
     from workflow_app.web.auth import bp as auth_bp
     from workflow_app.web.cases import bp as cases_bp
     from workflow_app.web.data import bp as data_bp
@@ -40,6 +47,8 @@ def register_web(app: Flask) -> None:
     from workflow_app.web.meetings import bp as meetings_bp
     from workflow_app.web.plans import bp as plans_bp
     from workflow_app.web.proposals import bp as proposals_bp
+    from workflow_app.web.reports import bp as reports_bp
+    from workflow_app.web.search import bp as search_bp
     from workflow_app.web.units import bp as units_bp
 
     for blueprint in (
@@ -56,8 +65,15 @@ def register_web(app: Flask) -> None:
         meetings_bp,
         frameworks_bp,
         admin_bp,
+        search_bp,
+        reports_bp,
     ):
         app.register_blueprint(blueprint)
+    app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(api_bp)
+    # The API authenticates by bearer token only, never by the session cookie, so a forged
+    # cross-site request carries no credentials and needs no CSRF token.
+    csrf.exempt(api_bp)
 
     _register_error_pages(app)
     app.after_request(_security_headers)
@@ -101,6 +117,8 @@ def _template_context() -> dict:
         if current_user.sees_whole_organisation:
             entries.append(("decisions.index", "Decisions"))
             entries.append(("proposals.index", "Proposals"))
+            entries.append(("reports.index", "Reports"))
+        entries.append(("search.index", "Search"))
         if can_manage_units(current_user):
             entries.append(("data.index", "Data uploads"))
         entries.append(("frameworks.index", "Frameworks"))
@@ -146,6 +164,12 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        from workflow_app.api import is_api_request
+
+        if is_api_request():  # an unknown address or method under /api/v1: problem+json
+            from workflow_app.api.problems import from_http_error
+
+            return from_http_error(error)
         if error.code in (400, 403, 404, 409, 429):
             # Werkzeug's stock descriptions are for developers; show only our own.
             own = error.description if error.description != type(error).description else None
@@ -155,9 +179,46 @@ def _register_error_pages(app: Flask) -> None:
             return page(error.code, description=own, **extra)
         return error
 
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    def database_unavailable(error: sa_exc.DBAPIError):
+        return _database_unavailable(app, error)
+
     @app.errorhandler(Exception)
     def internal_error(error: Exception):
         db.session.rollback()
         error_id = secrets.token_hex(4)
         app.logger.exception("Unhandled error %s", error_id)
         return page(500, error_id=error_id)
+
+
+def _database_unavailable(app: Flask, error: sa_exc.DBAPIError):
+    """503 when the database cannot be reached or written (connection lost, PostgreSQL
+    restarting, a read-only or full disk): the transaction is rolled back, so nothing the
+    person sent was saved, and the page says so without touching the database again."""
+    from flask import g
+    from werkzeug.exceptions import ServiceUnavailable
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection may be gone; the rollback is best effort
+        db.session.close()
+    # The page must not load the signed-in person from the database that just failed.
+    g._login_user = app.login_manager.anonymous_user()
+    error_id = secrets.token_hex(4)
+    unwritable = any(words in str(error.orig).lower() for words in UNWRITABLE_DATABASE)
+    app.logger.error("Database unavailable %s: %s", error_id, error.orig)
+    description = (
+        "Escalate cannot save anything just now because its database cannot be written to "
+        "(the disk is full or read-only)."
+        if unwritable
+        else "Escalate cannot reach its database just now."
+    )
+    from workflow_app.api import is_api_request
+
+    if is_api_request():
+        from workflow_app.api.problems import from_http_error
+
+        return from_http_error(ServiceUnavailable(description))
+    response = render_template("errors/503.html", description=description, error_id=error_id)
+    return response, 503, {"Retry-After": "30"}
