@@ -19,7 +19,7 @@ from workflow_app.imports.validate import first_open_month
 from workflow_app.models.measures import UNITS_OF_MEASURE, Measure
 from workflow_app.models.org import Unit
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")  # ASVS 5 1.2.10
 TEMPLATES = {
     "performance": "Performance pack, one row per unit, measure and month",
     "performance-wide": "Performance pack, months as columns",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -22,6 +23,7 @@ from workflow_app.permissions import (
 )
 from workflow_app.services import accounts, org
 from workflow_app.services.errors import ServiceError
+from workflow_app.services.list_export import Column, export_list, format_from_request
 from workflow_app.services.unit_of_work import transaction
 from workflow_app.web.forms import (
     ConfirmForm,
@@ -422,6 +424,13 @@ def outbox_message(message_id: int):
 def audit():
     """The audit trail, newest first."""
     _require(can_read_audit(current_user))
+    if fmt := format_from_request():
+        events = db.session.scalars(
+            sa.select(AuditEvent)
+            .order_by(AuditEvent.id.desc())
+            .options(so.joinedload(AuditEvent.actor))
+        )
+        return export_list("audit-trail", AUDIT_COLUMNS, events, fmt).as_response()
     page = max(request.args.get("page", 1, type=int), 1)
     events = db.paginate(
         sa.select(AuditEvent).order_by(AuditEvent.id.desc()),
@@ -430,3 +439,14 @@ def audit():
         error_out=False,
     )
     return render_template("admin/audit.html", events=events)
+
+
+#: The whole audit trail as a download (every page), newest first.
+AUDIT_COLUMNS = [
+    Column("When", lambda e: e.occurred_at),
+    Column("Who", lambda e: e.actor.name if e.actor else "Escalate"),
+    Column("What", lambda e: e.summary),
+    Column("Action", lambda e: e.action),
+    Column("Object", lambda e: f"{e.object_type} {e.object_id}"),
+    Column("Hash", lambda e: e.hash),
+]

@@ -14,6 +14,7 @@ from workflow_app.models.org import Unit
 from workflow_app.permissions import can_view_unit, visible_units_filter
 from workflow_app.services import deadlines as deadline_service
 from workflow_app.services.errors import ServiceError
+from workflow_app.services.list_export import Column, export_list, format_from_request
 from workflow_app.services.unit_of_work import transaction
 from workflow_app.web.forms import CompleteDeadlineForm, PauseDeadlineForm
 
@@ -44,6 +45,19 @@ def index():
     else:
         scope = "mine"
         rows = deadline_service.deadlines_for_person(current_user)
+    if fmt := format_from_request():
+        now = utcnow()
+        columns = [
+            Column("What", lambda d: d.title),
+            Column("Unit code", lambda d: d.unit.code),
+            Column("Unit", lambda d: d.unit.name),
+            Column("Due", lambda d: d.due_at),
+            Column("Owner", lambda d: d.owner.name if d.owner else ""),
+            Column(
+                "Status", lambda d: "overdue" if d.status == "open" and d.due_at < now else d.status
+            ),
+        ]
+        return export_list(f"deadlines-{scope}", columns, rows, fmt).as_response()
     return render_template(
         "deadlines/index.html",
         deadlines=rows,

@@ -39,6 +39,7 @@ from workflow_app.models.meetings import (
 from workflow_app.models.org import Person, Unit
 from workflow_app.permissions import can_view_unit, visible_units_filter
 from workflow_app.services.errors import PermissionDenied, ServiceError
+from workflow_app.services.list_export import Column, export_list, format_from_request
 from workflow_app.services.meetings import (
     ACTION_PLAN_KINDS,
     CHAIR_LETTER_KINDS,
@@ -298,6 +299,8 @@ def index():
         .order_by(Meeting.hold_by.nulls_last(), Meeting.id)
         .options(*options)
     ).all()
+    if fmt := format_from_request():
+        return export_list("meetings", MEETING_COLUMNS, [*waiting, *upcoming], fmt).as_response()
     weeks: list[tuple[date, list[Meeting]]] = []
     for meeting in upcoming:
         day = to_london(meeting.starts_at).date()
@@ -332,6 +335,21 @@ def index():
         mine=mine,
         kinds=MEETING_KINDS,
     )
+
+
+#: The meetings page (waiting, then upcoming, with its filters) as a download.
+MEETING_COLUMNS = [
+    Column("Status", lambda m: "to be scheduled" if m.status == "requested" else m.status),
+    Column("Meeting", lambda m: m.title),
+    Column("Kind", lambda m: MEETING_KINDS.get(m.kind, m.kind)),
+    Column("Unit code", lambda m: m.unit.code),
+    Column("Unit", lambda m: m.unit.name),
+    Column("Starts", lambda m: m.starts_at),
+    Column("Ends", lambda m: m.ends_at),
+    Column("To be held by", lambda m: m.hold_by),
+    Column("Where", lambda m: m.location),
+    Column("Invited", lambda m: len(m.invitees)),
+]
 
 
 # --- one meeting ---------------------------------------------------------------------------

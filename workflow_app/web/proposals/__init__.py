@@ -15,7 +15,9 @@ from workflow_app.extensions import db
 from workflow_app.models.cases import Decision, EscalationCase
 from workflow_app.models.org import Unit
 from workflow_app.permissions import can_manage_units, can_view_unit, visible_units_filter
+from workflow_app.services.list_export import Column, export_list, format_from_request
 from workflow_app.services.review import run_review
+from workflow_app.services.search import track_title
 from workflow_app.services.unit_of_work import transaction
 from workflow_app.web.forms import RunReviewForm
 
@@ -34,10 +36,29 @@ def index():
         .order_by(Decision.period.desc().nulls_last(), Unit.code, Decision.id)
         .options(so.joinedload(Decision.case).joinedload(EscalationCase.unit))
     ).all()
+    if fmt := format_from_request():
+        return export_list("proposals", PROPOSAL_COLUMNS, pending, fmt).as_response()
     form = RunReviewForm() if can_manage_units(current_user) else None
     return render_template(
         "proposals/index.html", proposals=pending, form=form, frameworks=_frameworks(pending)
     )
+
+
+def _level(decision, level: str) -> str:
+    return get_framework(decision.case.framework).level_title(level)
+
+
+#: The pending proposals as a download.
+PROPOSAL_COLUMNS = [
+    Column("Month", lambda d: d.period),
+    Column("Unit code", lambda d: d.case.unit.code),
+    Column("Unit", lambda d: d.case.unit.name),
+    Column("Track", lambda d: track_title(d.case.framework, d.case.track)),
+    Column("From level", lambda d: _level(d, d.from_level)),
+    Column("To level", lambda d: _level(d, d.to_level)),
+    Column("Why", lambda d: d.reason),
+    Column("Proposed", lambda d: d.proposed_at),
+]
 
 
 def _frameworks(decisions):
