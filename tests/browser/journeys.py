@@ -86,10 +86,15 @@ class Journey:
         assert "/auth/login" not in self.page.url, self.page.inner_text("main")
 
     def nav(self, label: str) -> None:
-        """Follow a link of the header's menu."""
+        """Follow a link of the header's menu, opening its "More" list first when the link
+        is one of those the header folds away on a narrow screen (as a person would)."""
         menu = self.page.get_by_role("navigation", name="Menu")
+        link = menu.get_by_role("link", name=label, exact=True).first
+        if not link.is_visible():
+            menu.locator("#toggle-menu").click()
+            link = menu.get_by_role("link", name=label, exact=True).locator("visible=true").first
         with self.page.expect_navigation():
-            menu.get_by_role("link", name=label, exact=True).click()
+            link.click()
 
     # --- decisions ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from workflow_app.services.decisions import (
     formal_notification_capacity,
     formal_notification_kinds,
 )
+from workflow_app.services.timeline import case_timeline
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -68,4 +69,5 @@ def show(case_id: int):
         allowed=allowed_transitions(framework, case.track, case.level),
         diagram_svg=diagram_svg,
         diagram_text=diagram_text,
+        timeline=case_timeline(case),
     )

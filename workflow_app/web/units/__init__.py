@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from state_machines import get_framework
@@ -14,7 +14,8 @@ from workflow_app.models.org import Domain, Unit
 from workflow_app.permissions import can_manage_units, can_view_unit
 from workflow_app.services.concerns import can_record_concern, record_concern
 from workflow_app.services.errors import ServiceError
-from workflow_app.services.register import register_for, tracks_in
+from workflow_app.services.list_export import Column, export_list, format_from_request
+from workflow_app.services.register import register_for, register_page, tracks_in
 from workflow_app.services.unit_of_work import transaction
 from workflow_app.web.forms import ConcernForm
 
@@ -34,7 +35,33 @@ def get_visible_unit_or_404(unit_id: int) -> Unit:
 def index():
     """Every unit the person may see, with its level on each track."""
     rows = register_for(current_user)
-    return render_template("units/index.html", rows=rows, tracks=tracks_in(rows))
+    if fmt := format_from_request():
+        return export_list("units", _register_columns(tracks_in(rows)), rows, fmt).as_response()
+    page = register_page(rows, request.args.get("page", 1, type=int))
+    return render_template("units/index.html", page=page, rows=page.rows, tracks=tracks_in(rows))
+
+
+def _register_columns(tracks: list[tuple[str, str]]) -> list[Column]:
+    """The units list as a download: the unit, then each track's level and since when."""
+    columns = [
+        Column("Code", lambda row: row.unit.code),
+        Column("Unit", lambda row: row.unit.name),
+        Column("Kind", lambda row: row.unit.kind_title),
+        Column("Framework", lambda row: row.framework.title),
+    ]
+    for key, title in tracks:
+
+        def level(row, key=key):
+            case = row.cases.get(key)
+            return row.framework.level_title(case.level) if case else "not applicable"
+
+        def since(row, key=key):
+            # What the page shows: when the case reached its level (the register's "since").
+            case = row.cases.get(key)
+            return getattr(row, "since", {}).get(key, case.level_since) if case else None
+
+        columns += [Column(f"{title}: level", level), Column(f"{title}: since", since)]
+    return columns
 
 
 @bp.route("/scorecard")
