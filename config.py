@@ -60,6 +60,8 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
     PERMANENT_SESSION_LIFETIME = env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    # A session unused for this long ends (0: never), checked on the server (decision 0030).
+    SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
     # Send the session cookie only when the session changed. Refreshing it on every response
     # let a slow response (a stylesheet, the favicon) that was in flight during sign-out put
     # the signed-in cookie back; the lifetime now runs from sign-in (docs/decisions/0003).
@@ -73,6 +75,8 @@ class Config:
     LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
     LOGIN_LOCK_MINUTES = env_int("LOGIN_LOCK_MINUTES", 15)
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per minute")
+    # Failed sign-ins per client address (only refusals count; docs/decisions/0030).
+    LOGIN_ADDRESS_FAILURES = os.environ.get("LOGIN_ADDRESS_FAILURES", "10 per 15 minutes")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
     PASSWORD_RESET_HOURS = env_int("PASSWORD_RESET_HOURS", 24)
@@ -107,6 +111,9 @@ class TestConfig(Config):
     RATELIMIT_ENABLED = False
     MAIL_SERVER = ""
     # Cheap argon2 parameters keep the suite fast; production uses the library defaults.
+    # Tests move the clock by hours and days between requests of one signed-in client;
+    # tests/security/test_sessions.py switches the idle timeout on.
+    SESSION_IDLE_MINUTES = 0
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 PROGRESS_FROM = 1000  # rows; smaller files load without a progress bar
@@ -61,6 +62,15 @@ def import_command(file: Path, only_valid: bool, email: str | None) -> None:
     from workflow_app.services.unit_of_work import transaction
 
     actor = _actor(email)
+    # The upload page's size limit, checked before reading, so a huge file is never loaded.
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    if limit and file.stat().st_size > limit:
+        click.echo(
+            f"Nothing was loaded. {file.name} is larger than {limit // (1024 * 1024)} MB; "
+            "split it into smaller files (for example one per directorate).",
+            err=True,
+        )
+        raise SystemExit(1)
     content = file.read_bytes()
     try:
         parsed = check_file(content, file.name)

@@ -40,6 +40,11 @@ WIDE_KINDS = ("actual", "trajectory")
 
 # A 10 MB upload cannot hold more than this many sensible rows; more means a runaway sheet.
 MAX_ROWS = 200_000
+# An .xlsx file is a zip archive: refuse one that unpacks to more than this (a "zip bomb"),
+# before opening it. A 200,000-row return unpacks to about 60 MB. Python's zipfile never
+# inflates a member past its declared size, so checking the declared sizes is enough.
+MAX_XLSX_UNPACKED_BYTES = 120 * 1024 * 1024
+MAX_XLSX_MEMBERS = 1000
 
 EXPECTED_HEADERS = (
     "Expected one of these header rows: "
@@ -322,20 +327,54 @@ class Sheet:
     rows: Iterable[tuple[int, list[Any], list[str | None]]]  # (row number, values, formats)
 
 
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le'/'utf-16-be' when ``head`` looks like UTF-16 text without a byte-order mark
+    (every other byte zero, as Excel's "Unicode text" writes ASCII), else None."""
+    head = head[: len(head) - len(head) % 2]
+    if len(head) < 4:
+        return None
+    if not any(head[1::2]) and all(head[0::2]):
+        return "utf-16-le"
+    if not any(head[0::2]) and all(head[1::2]):
+        return "utf-16-be"
+    return None
+
+
+def _decode_csv(content: bytes) -> str:
+    """The text of a CSV file: UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode text"),
+    or Windows-1252/latin-1 (older Excel's "CSV"), in that order."""
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    else:
+        encoding = _utf16_without_bom(content[:200])
+    if encoding:
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            raise UnreadableFile(
+                "This CSV file says it is UTF-16 text but its text could not be read. Save it "
+                "as 'CSV UTF-8 (comma delimited)' and upload it again."
+            ) from None
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise UnreadableFile(
+        "This CSV file's text could not be read (it is neither UTF-8 nor Windows text). "
+        "Save it as 'CSV UTF-8 (comma delimited)' and upload it again."
+    )
+
+
 def _read_csv(content: bytes) -> list[Sheet]:
-    if b"\x00" in content[:4096]:
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(content[:200]):
+        pass  # UTF-16 text has zero bytes; it is decoded below
+    elif b"\x00" in content[:4096]:
         raise UnreadableFile(
             "This file is not a CSV text file (it looks like a binary file). Save it as "
             "CSV (comma separated) or as an Excel workbook (.xlsx) and upload it again."
         )
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            text = content.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes almost anything
-        raise UnreadableFile("This CSV file's text could not be read. Save it as UTF-8 CSV.")
+    text = _decode_csv(content)
     sample = text[:4096]
     try:
         dialect = csv.Sniffer().sniff(sample.splitlines()[0] if sample else ",", ",;\t")
@@ -363,6 +402,7 @@ def _read_xlsx(content: bytes) -> list[Sheet]:
             "This file is not an Excel workbook (.xlsx). Save it as .xlsx or as CSV and "
             "upload it again."
         )
+    _check_unpacked_size(content)
     try:
         book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as error:
@@ -383,6 +423,27 @@ def _read_xlsx(content: bytes) -> list[Sheet]:
 
         sheets.append(Sheet(worksheet.title if len(chosen) > 1 or named else None, rows()))
     return sheets
+
+
+def _check_unpacked_size(content: bytes) -> None:
+    """Refuse a workbook whose archive declares more than :data:`MAX_XLSX_UNPACKED_BYTES`
+    or :data:`MAX_XLSX_MEMBERS` files, before anything is inflated."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UnreadableFile(
+            "This Excel file could not be read (it may be damaged or password-protected): "
+            f"{type(error).__name__}. Open it in Excel, save it as .xlsx and upload it again."
+        ) from None
+    unpacked = sum(member.file_size for member in members)
+    if len(members) > MAX_XLSX_MEMBERS or unpacked > MAX_XLSX_UNPACKED_BYTES:
+        raise UnreadableFile(
+            f"This Excel file unpacks to {unpacked / 1024 / 1024:,.0f} MB in {len(members):,} "
+            f"parts, more than a monthly return can need (at most "
+            f"{MAX_XLSX_UNPACKED_BYTES // 1024 // 1024} MB), so it was not opened. Keep only "
+            "the return's sheet (or save it as CSV) and upload it again."
+        )
 
 
 def _blank(values: list[Any]) -> bool:

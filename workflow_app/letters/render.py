@@ -72,6 +72,11 @@ class LetterRenderTimeout(LetterError):
     """Rendering took longer than :data:`MAX_RENDER_SECONDS`."""
 
 
+class LetterRenderFailed(LetterError):
+    """The template failed while rendering (e.g. a division by zero or a bad filter
+    argument); the original error is chained."""
+
+
 class LetterSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with ``*`` and ``**`` checked so no single step of a template
     can build an enormous string or number."""
@@ -167,6 +172,7 @@ class LetterRenderer:
 
         :raises UnknownLetterKind: for a kind with no template.
         :raises LetterTooLarge, LetterRenderTimeout: past the limits.
+        :raises LetterRenderFailed: the template's own expressions failed (e.g. ``1/0``).
         :raises jinja2.exceptions.SecurityError: when the template reaches for something unsafe.
         """
         if not self._validated:
@@ -180,17 +186,26 @@ class LetterRenderer:
         started = time.monotonic()
         parts: list[str] = []
         size = 0
-        for chunk in template.generate(dict(context)):
-            size += len(chunk)
-            if size > MAX_OUTPUT_CHARS:
-                raise LetterTooLarge(
-                    f"letter {kind!r} is larger than {MAX_OUTPUT_CHARS} characters"
-                )
-            if time.monotonic() - started > MAX_RENDER_SECONDS:
-                raise LetterRenderTimeout(
-                    f"letter {kind!r} took longer than {MAX_RENDER_SECONDS} s to render"
-                )
-            parts.append(chunk)
+        try:
+            for chunk in template.generate(dict(context)):
+                size += len(chunk)
+                if size > MAX_OUTPUT_CHARS:
+                    raise LetterTooLarge(
+                        f"letter {kind!r} is larger than {MAX_OUTPUT_CHARS} characters"
+                    )
+                if time.monotonic() - started > MAX_RENDER_SECONDS:
+                    raise LetterRenderTimeout(
+                        f"letter {kind!r} took longer than {MAX_RENDER_SECONDS} s to render"
+                    )
+                parts.append(chunk)
+        except (LetterError, TemplateError):
+            raise  # the defined errors (SecurityError and UndefinedError are TemplateErrors)
+        except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as error:
+            # Only the few errors a template's own expressions can raise become a
+            # LetterRenderFailed; anything else (a bug, MemoryError) propagates as itself.
+            raise LetterRenderFailed(
+                f"letter {kind!r} could not be rendered: {type(error).__name__}: {error}"
+            ) from error
         return "".join(parts)
 
 

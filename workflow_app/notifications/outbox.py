@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import sqlalchemy as sa
@@ -11,6 +12,21 @@ from jinja2 import TemplateNotFound
 from workflow_app.extensions import db
 from workflow_app.models.org import Person
 from workflow_app.models.outbox import OutboxAttachment, OutboxMessage
+
+# One address, no display name, nothing that could end a header line or add a recipient.
+_PLAIN_ADDRESS = re.compile(r"^[^\s@,;<>\"\\\x00-\x1f\x7f]+@[^\s@,;<>\"\\\x00-\x1f\x7f]+$")
+
+
+def is_plain_address(address: str) -> bool:
+    """True for one bare e-mail address that is safe in a To: header."""
+    return bool(_PLAIN_ADDRESS.match(address or ""))
+
+
+def header_safe(text: str, limit: int = 300) -> str:
+    """``text`` on one line: CR, LF and every other control character become spaces, so a
+    name or subject cannot start a header of its own (RELIABILITY-ANCHORS check 21)."""
+    flattened = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+    return " ".join(flattened.split())[:limit]
 
 
 def absolute_url(path: str) -> str:
@@ -69,7 +85,7 @@ def queue_email(
         message_id=f"<{uuid.uuid4()}@{domain}>",
         recipient_id=recipient.id,
         to_address=recipient.email,
-        subject=" ".join(subject.split())[:300],  # no CR/LF: no header injection
+        subject=header_safe(subject),  # no CR/LF: no header injection
         body_text=body_text,
         body_html=body_html,
         link=link,
@@ -77,9 +93,22 @@ def queue_email(
     if hold_for_letter is not None:
         message.status = "held"
         message.letter_id = hold_for_letter.id
+    if not is_plain_address(recipient.email):
+        # Never sent, and flagged under Administration -> Mail outbox; the cause (a decision,
+        # a reminder) still happens: one bad address must not stop it (check 6).
+        message.status = "failed"
+        message.last_error = (
+            f"{header_safe(recipient.email, 100)!r} is not a single valid e-mail address, so "
+            "this message was not sent. Correct the person's address under Administration "
+            "-> People; later messages will reach them."
+        )
     for filename, content_type, content in attachments or []:
         message.attachments.append(
-            OutboxAttachment(filename=filename, content_type=content_type, content=content)
+            OutboxAttachment(
+                filename=header_safe(filename, 200).replace("/", "-").replace("\\", "-"),
+                content_type=header_safe(content_type, 100),
+                content=content,
+            )
         )
     db.session.add(message)
     if not known_new:

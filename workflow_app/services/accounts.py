@@ -13,11 +13,16 @@ from workflow_app.clock import to_london, utcnow
 from workflow_app.extensions import db
 from workflow_app.models.org import PasswordResetToken, Person, RoleGrant
 from workflow_app.models.roles import ROLE_TITLES
-from workflow_app.notifications.outbox import absolute_url, queue_email
+from workflow_app.notifications.outbox import absolute_url, is_plain_address, queue_email
 from workflow_app.permissions import can_manage_people
 from workflow_app.services.audit import record_event
 from workflow_app.services.errors import NotFound, ServiceError, require
-from workflow_app.services.passwords import check_password, hash_password, password_problems
+from workflow_app.services.passwords import (
+    check_password,
+    hash_password,
+    needs_rehash,
+    password_problems,
+)
 
 # Verifying against a real hash for unknown e-mails keeps the response time the same, so
 # the sign-in form does not reveal which addresses have accounts.
@@ -33,10 +38,22 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def authenticate(email: str, password: str) -> Person:
+def device_fingerprint(person: Person) -> str:
+    """A short digest of the person's current password hash: a trusted-device mark made
+    before a password change or reset stops counting once the password changes."""
+    return hashlib.sha256((person.password_hash or "").encode()).hexdigest()[:16]
+
+
+def authenticate(
+    email: str, password: str, *, trusted: set[tuple[int, str]] = frozenset()
+) -> Person:
     """Return the person whose credentials these are, counting failures per account.
 
-    After ``LOGIN_MAX_FAILURES`` failures the account is locked for ``LOGIN_LOCK_MINUTES``.
+    After ``LOGIN_MAX_FAILURES`` failures the account is locked for ``LOGIN_LOCK_MINUTES``,
+    except for a browser in which the person has signed in before (``trusted`` holds
+    ``(person id, device_fingerprint)`` pairs from its signed cookie), so an attacker
+    cannot lock the owner out (docs/decisions/0030). A hash made with weaker parameters
+    than the configured ones is replaced on success.
 
     :raises LoginRefused: wrong credentials, disabled account, or locked account.
     """
@@ -49,7 +66,9 @@ def authenticate(email: str, password: str) -> Person:
             _DUMMY_HASH = hash_password(secrets.token_hex(8))
         check_password(_DUMMY_HASH, password)
         raise LoginRefused("Enter a correct e-mail address and password")
-    if person.locked_until is not None and person.locked_until > now:
+    known_device = (person.id, device_fingerprint(person)) in trusted
+    locked = person.locked_until is not None and person.locked_until > now
+    if locked and not known_device:
         until = to_london(person.locked_until).strftime("%H:%M")
         raise LoginRefused(
             f"Too many failed attempts. This account is locked until {until}; "
@@ -69,8 +88,11 @@ def authenticate(email: str, password: str) -> Person:
         raise LoginRefused("Enter a correct e-mail address and password")
     if not person.is_enabled:
         raise LoginRefused("This account has been disabled. Ask a system administrator.")
-    person.failed_logins = 0
-    person.locked_until = None
+    if not locked:  # a known device passing a lock leaves it in place for everyone else
+        person.failed_logins = 0
+        person.locked_until = None
+    if needs_rehash(person.password_hash):
+        person.password_hash = hash_password(password)
     person.last_login_at = now
     record_event(
         "login.succeeded",
@@ -80,6 +102,35 @@ def authenticate(email: str, password: str) -> Person:
         actor=person,
     )
     return person
+
+
+def record_failed_signature(person: Person, *, object_type: str, object_id: int) -> None:
+    """A wrong password when signing: audited, and counted like a failed sign-in.
+
+    At ``LOGIN_MAX_FAILURES`` the account is locked and every session of the person ends,
+    so a stolen session cannot be used to guess the password through the signing form
+    (RELIABILITY-ANCHORS check 15).
+    """
+    config = current_app.config
+    person.failed_logins += 1
+    locked = person.failed_logins >= config["LOGIN_MAX_FAILURES"]
+    record_event(
+        "signature.refused",
+        object_type=object_type,
+        object_id=object_id,
+        summary=f"{person.email} entered a wrong password to sign"
+        + ("; the account is locked and signed out" if locked else ""),
+        actor=person,
+    )
+    if locked:
+        person.failed_logins = 0
+        person.locked_until = utcnow() + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+        person.session_epoch += 1
+
+
+def sign_out(person: Person) -> None:
+    """End every session of ``person``: a copied session cookie is worthless afterwards."""
+    person.session_epoch += 1
 
 
 def change_password(person: Person, current_password: str, new_password: str) -> None:
@@ -190,6 +241,10 @@ def create_person(
     """Add a person (without a password: they get one through a reset link)."""
     require(can_manage_people(actor), "Only a system administrator can add people")
     email = normalise_email(email)
+    if not is_plain_address(email):
+        raise ServiceError(
+            f"{email[:100]!r} is not an e-mail address. Enter one address, like name@nhs.net"
+        )
     if db.session.scalar(sa.select(Person.id).where(Person.email == email)) is not None:
         raise ServiceError(f"Someone with the e-mail address {email} already exists")
     person = Person(name=name.strip(), email=email, job_title=job_title.strip())

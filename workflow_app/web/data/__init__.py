@@ -74,7 +74,8 @@ def _upload_page(form: UploadForm, status: int = 200):
 def too_large(_error):
     """An upload over MAX_CONTENT_LENGTH: say so on the upload page; nothing is stored."""
     if not can_manage_units(current_user):
-        abort(403)
+        # Not abort(403): an exception raised inside an error handler becomes a 500.
+        return _error
     form = UploadForm(meta={"csrf": False}, formdata=None)
     form.file.errors = [
         f"The file is larger than {_limit_text()}, so it was not uploaded. Split it into "

@@ -35,6 +35,7 @@ from workflow_app.models.letters import Letter
 from workflow_app.models.org import Unit
 from workflow_app.models.roles import CEO
 from workflow_app.permissions import can_view_unit, visible_units_filter
+from workflow_app.services import accounts
 from workflow_app.services.decisions import (
     can_raise_escalation,
     decide_proposal,
@@ -46,6 +47,7 @@ from workflow_app.services.decisions import (
     signing_capacity,
 )
 from workflow_app.services.errors import Conflict, PermissionDenied, ServiceError
+from workflow_app.services.list_export import Column, export_list, format_from_request
 from workflow_app.services.unit_of_work import transaction
 
 bp = Blueprint("decisions", __name__, url_prefix="/decisions")
@@ -454,7 +456,32 @@ def index():
             "capacity_title": _role_title(framework, capacity.role) if capacity else "",
         }
         (mine if capacity is not None else others).append(row)
+    if fmt := format_from_request():
+        return export_list("decisions", DECISION_COLUMNS, mine + others, fmt).as_response()
     return render_template("decisions/index.html", mine=mine, others=others)
+
+
+#: Both lists of the decisions page as one download, "Awaiting" saying whose signature.
+DECISION_COLUMNS = [
+    Column("Unit code", lambda row: row["decision"].case.unit.code),
+    Column("Unit", lambda row: row["decision"].case.unit.name),
+    Column("Track", lambda row: row["track_title"]),
+    Column("From level", lambda row: row["framework"].level_title(row["decision"].from_level)),
+    Column("To level", lambda row: row["framework"].level_title(row["decision"].to_level)),
+    Column("Month", lambda row: row["decision"].period),
+    Column("Why", lambda row: row["decision"].reason),
+    Column(
+        "Awaiting",
+        lambda row: (
+            f"your signature as {row['capacity_title']}"
+            if row["capacity"] is not None
+            else row["needed_text"]
+        ),
+    ),
+    Column(
+        "Signature awaited", lambda row: f"{row['signature_number']} of {row['signatures_needed']}"
+    ),
+]
 
 
 @bp.route("/<int:decision_id>")
@@ -472,7 +499,11 @@ def sign(decision_id: int):
     decision = _visible_decision_or_404(decision_id)
     framework = get_framework(decision.case.framework)
     if decision.status == "pending" and signing_capacity(current_user, decision, utcnow()) is None:
-        abort(403, _refusal(decision, framework))
+        # The status was read before the signatures: a concurrent signing that completed in
+        # between is "already decided" (409), not "you may not sign" (check 10).
+        db.session.refresh(decision)
+        if decision.status == "pending":
+            abort(403, _refusal(decision, framework))
     form = _sign_form(decision, framework)
     if not _validate_sign_form(form, decision, framework):
         form.password.data = ""
@@ -501,6 +532,10 @@ def sign(decision_id: int):
         message = str(problem)
         if "password" in message.lower():
             form.password.errors = [message]
+            with transaction():  # audited and counted towards the lock (decision 0030)
+                accounts.record_failed_signature(
+                    _me(), object_type="decision", object_id=decision_id
+                )
         form.password.data = ""
         decision = _visible_decision_or_404(decision_id)
         return _render_show(decision, form, problem=message, status=400)
