@@ -1,17 +1,26 @@
 """Delivering outbox messages over SMTP, once, with retry and backoff.
 
 Each message is claimed with a conditional UPDATE (pending -> sending), so two sweeps
-running at once never send the same row twice. One bad message fails alone. With no
-``MAIL_SERVER`` configured nothing is sent: the outbox is the mailbox.
+running at once never send the same row twice. One bad message fails alone: a refusal the
+server means for good (5xx for the recipient or the content) or a header that cannot be
+sent fails the row at once; anything else (451, server down) is retried with backoff.
+With no ``MAIL_SERVER`` configured nothing is sent: the outbox is the mailbox.
+
+The one window where a message can go out twice is "the server answered 250, the process
+died before the row was marked sent": the row stays ``sending``, is claimed again after
+``STALE_CLAIM`` and sent again with the same Message-ID (RELIABILITY-ANCHORS check 7).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import smtplib
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_mail import Message
+from flask_mail import BadHeaderError, Message
 
 from workflow_app.clock import utcnow
 from workflow_app.extensions import db, mail
@@ -22,8 +31,38 @@ MAX_ATTEMPTS = 8
 STALE_CLAIM = timedelta(minutes=10)
 
 
+#: Test-only fault injection: with this set to 1, a *testing* app outside production kills
+#: its own process right after the server accepted a message, before the row is marked sent.
+FAULT_KILL_AFTER_SEND = "ESCALATE_FAULT_KILL_AFTER_SEND"
+
+
 def _backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2**attempts, 240))
+
+
+def is_permanent_failure(error: Exception) -> bool:
+    """True when sending again cannot help: the server refused the recipient or the content
+    with a 5xx reply, or the message has a header that cannot be sent (CR/LF in it).
+
+    A refused sender or failed login (5xx too) is a server setting, not this message: those
+    are retried like an outage, so fixing the setting lets every message through.
+    """
+    if isinstance(error, BadHeaderError):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPDataError):
+        return error.smtp_code >= 500
+    return False
+
+
+def fault_injection_enabled() -> bool:
+    """True only for a testing app outside production that was asked to crash after 250."""
+    return (
+        current_app.testing
+        and os.environ.get("ESCALATE_ENV", "development").lower() != "production"
+        and os.environ.get(FAULT_KILL_AFTER_SEND) == "1"
+    )
 
 
 def deliver_due_messages(limit: int = 100) -> int:
@@ -88,7 +127,7 @@ def _send_claimed(message_id: int) -> int:
         mail.send(email)
     except Exception as error:  # noqa: BLE001 - any failure is recorded on the row
         message.last_error = f"{type(error).__name__}: {error}"[:2000]
-        if message.attempts >= MAX_ATTEMPTS:
+        if message.attempts >= MAX_ATTEMPTS or is_permanent_failure(error):
             message.status = "failed"
         else:
             message.status = "pending"
@@ -96,6 +135,8 @@ def _send_claimed(message_id: int) -> int:
         db.session.commit()
         current_app.logger.warning("E-mail %s not sent: %s", message.id, message.last_error)
         return 0
+    if fault_injection_enabled():
+        os.kill(os.getpid(), signal.SIGKILL)
     message.status = "sent"
     message.sent_at = utcnow()
     message.last_error = ""

@@ -16,9 +16,9 @@ from flask import Flask, current_app
 
 from workflow_app.clock import utcnow
 from workflow_app.extensions import db
-from workflow_app.models.deadlines import JobRun
 from workflow_app.notifications.sender import deliver_due_messages
 from workflow_app.scheduling.monthly_review import previous_month, run_due_monthly_review
+from workflow_app.scheduling.periods import claim_period
 from workflow_app.scheduling.reminders import process_due_reminders, send_daily_digests
 from workflow_app.services.cadence import top_up_all_cadences
 from workflow_app.services.deadlines import calendar_for
@@ -49,11 +49,8 @@ def top_up_cadence_daily(now: datetime) -> int:
     """Once a day, plan the next cadence occurrences of every case."""
     calendar = calendar_for(current_app.config["ESCALATE_FRAMEWORK"])
     key = calendar.local_date(now).isoformat()
-    if db.session.scalar(
-        sa.select(JobRun.id).where(JobRun.job == "cadence_topup", JobRun.period_key == key)
-    ):
+    if claim_period("cadence_topup", key, now=now) is None:
         return 0
-    db.session.add(JobRun(job="cadence_topup", period_key=key, started_at=now))
     created = top_up_all_cadences(now)
     try:
         db.session.commit()
@@ -69,11 +66,13 @@ def plan_and_close_returns(now: datetime) -> tuple[int, int]:
     period = previous_month(calendar.local_date(now))
     key = f"{period:%Y-%m}"
     planned = 0
-    if not db.session.scalar(
-        sa.select(JobRun.id).where(JobRun.job == "returns_plan", JobRun.period_key == key)
-    ):
-        db.session.add(JobRun(job="returns_plan", period_key=key, period=period, started_at=now))
+    if claim_period("returns_plan", key, now=now, period=period) is not None:
         planned = len(plan_returns(period, now=now))
+        try:
+            db.session.commit()
+        except sa.exc.IntegrityError:
+            db.session.rollback()
+            planned = 0
     closed = close_complete_returns()
     try:
         db.session.commit()

@@ -24,6 +24,7 @@ from workflow_app.models.deadlines import Deadline, JobRun
 from workflow_app.models.org import Person, RoleGrant, Unit
 from workflow_app.models.roles import PERFORMANCE_TEAM
 from workflow_app.notifications.outbox import absolute_url, queue_email
+from workflow_app.scheduling.periods import claim_period
 from workflow_app.services.audit import record_event
 from workflow_app.services.deadlines import calendar_for
 from workflow_app.services.returns import repeated_missers, return_status
@@ -129,11 +130,9 @@ def run_monthly_review(
     """
     now = now or utcnow()
     key = period.strftime("%Y-%m")
-    if db.session.scalar(sa.select(JobRun.id).where(JobRun.job == JOB, JobRun.period_key == key)):
+    run = claim_period(JOB, key, now=now, period=period)
+    if run is None:
         return None
-    run = JobRun(job=JOB, period_key=key, period=period, started_at=now)
-    db.session.add(run)
-    db.session.flush()
     result = build_review(period, now)
     outcome = run_review(period, now=now, actor=actor)
     result.proposals = outcome.created

@@ -20,9 +20,10 @@ from flask import current_app
 
 from workflow_app.clock import utcnow
 from workflow_app.extensions import db
-from workflow_app.models.deadlines import Deadline, DigestItem, JobRun, Reminder
+from workflow_app.models.deadlines import Deadline, DigestItem, Reminder
 from workflow_app.models.org import Person
 from workflow_app.notifications.outbox import absolute_url, queue_email
+from workflow_app.scheduling.periods import claim_period
 from workflow_app.services.deadlines import calendar_for
 
 BATCH_SIZE = 500
@@ -91,6 +92,10 @@ def _deliver(reminder: Reminder, now: datetime, report: ReminderReport) -> None:
                 subject=subject,
                 text=f"{deadline.title} ({deadline.unit.name}), due {due_local:%H:%M on %d %b %Y}",
                 link=link,
+                # The sweep's moment, like processed_at: stamped with the clock instead, the
+                # item would be later than the ``now`` the same sweep's digest step uses,
+                # and miss today's digest.
+                created_at=now,
             )
         )
         report.digested += 1
@@ -161,13 +166,9 @@ def send_daily_digests(now: datetime | None = None) -> int:
     if not calendar.is_working_day(today) or now < calendar.reminder_at(today):
         return 0
     key = today.isoformat()
-    if db.session.scalar(
-        sa.select(JobRun.id).where(JobRun.job == "digest", JobRun.period_key == key)
-    ):
-        db.session.rollback()
+    run = claim_period("digest", key, now=now, period=today)
+    if run is None:
         return 0
-    run = JobRun(job="digest", period_key=key, period=today)
-    db.session.add(run)
     items = db.session.scalars(
         sa.select(DigestItem)
         .where(DigestItem.digest_message_id.is_(None), DigestItem.created_at <= now)
