@@ -4,12 +4,15 @@ The reminder sweep (bench_sweep), the import + evaluation of a synthetic body
 (bench_evaluation) and audited decisions vs the ORM floor (bench_decisions), each on SQLite
 and, when PostgreSQL answers at ``BENCH_DATABASE_URL``
 (default ``postgresql+psycopg://postgres@127.0.0.1:5432/bench``), on PostgreSQL too; then full
-lifecycles through the services vs SpiffWorkflow on SQLite (bench_lifecycle). Nothing
-here asserts a speed; the figures are only printed.
+lifecycles through the services vs SpiffWorkflow on SQLite (bench_lifecycle); the
+executive home page and the register under 50 connections over gunicorn vs a minimal Flask
+page (bench_pages, both databases); the peak RSS of a web worker serving the demo
+(bench_memory). Nothing here asserts a speed; the figures are only printed.
 
 Usage: ``.venv/bin/python -m bench.run [--quick] [--seed N]`` (``--quick``: 2,000 deadlines,
 a body of 20 units x 20 measures x 24 months instead of 100 x 50 x 36, 100 decisions instead
-of 300 and 20 lifecycles instead of 100).
+of 300, 20 lifecycles instead of 100, and pages measured 5 s each on 100 units and 10,000
+audit rows instead of 20 s on 500 units (1,000 cases) and 100,000 audit rows).
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ import platform
 import sys
 import time
 
-from bench import bench_decisions, bench_evaluation, bench_lifecycle, bench_sweep
+from bench import (
+    bench_decisions,
+    bench_evaluation,
+    bench_lifecycle,
+    bench_memory,
+    bench_pages,
+    bench_sweep,
+)
 
 QUICK_DEADLINES = 2_000
 #: (units, measures, months) of bench_evaluation's synthetic body.
@@ -124,8 +134,36 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + bench_lifecycle.NOTE)
     print()
     print(bench_lifecycle.format_table([cycled]))
+    print()
+
+    served = []
+    for kind in databases:
+        print(f"bench_pages on {kind} ...", file=sys.stderr, flush=True)
+        if args.quick:
+            served += bench_pages.run(kind, 5.0, units=100, audit_rows=10_000)
+        else:
+            served += bench_pages.run(kind)
+    print(
+        f"bench_pages: home page and register over gunicorn -w 2 vs a minimal Flask page "
+        f"(total so far {time.perf_counter() - started:.0f} s)"
+    )
+    print("  " + bench_pages.NOTE)
+    print()
+    print(bench_pages.format_table(served))
+    print()
+
+    print("bench_memory: the demo, one gunicorn worker ...", file=sys.stderr, flush=True)
+    memory = bench_memory.run()
+    print(
+        f"bench_memory: peak RSS of a web worker with the demo data "
+        f"(total {time.perf_counter() - started:.0f} s)"
+    )
+    print("  " + bench_memory.NOTE)
+    print()
+    print(bench_memory.format_table([memory]))
     checks = [r.check for r in results] + [r.check for r in evaluated]
     checks += [r.check for r in decided] + [cycled.check]
+    checks += [r.check for r in served] + [memory.check]
     return 0 if all(c == "OK" for c in checks) else 1
 
 
