@@ -152,3 +152,19 @@ def test_concurrent_appends_never_fork_the_chain(app):
     assert len(committed) + len(failed) == 20
     if db.engine.dialect.name == "postgresql":
         assert not failed
+
+
+def test_an_event_rolled_back_with_its_savepoint_leaves_no_gap_in_the_chain(app):
+    """The chain head remembered within a transaction (decision 0034) is forgotten when a
+    savepoint holding an event rolls back, so the next event chains onto what was kept."""
+    record_event("kept", object_type="t", object_id=1, summary="kept")
+    savepoint = db.session.begin_nested()
+    record_event("dropped", object_type="t", object_id=2, summary="dropped")
+    db.session.flush()
+    savepoint.rollback()
+    record_event("after", object_type="t", object_id=3, summary="after")
+    db.session.commit()
+    actions = db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["kept", "after"]
+    report = verify_chain()
+    assert report.ok, report.problem

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from workflow_app.clock import utcnow
 from workflow_app.extensions import db
@@ -16,6 +17,16 @@ from workflow_app.models.org import Person
 
 # Any constant works; it names the PostgreSQL advisory lock that serialises appends.
 AUDIT_LOCK_KEY = 727_100_001
+# session.info key: (root transaction, hash of the last event it appended).
+_CHAIN_HEAD = "audit_chain_head"
+
+
+@sa.event.listens_for(so.Session, "after_transaction_end")
+def _forget_chain_head(session: so.Session, transaction: so.SessionTransaction) -> None:
+    """The remembered head is only valid inside the transaction that wrote it: forget it when
+    that transaction (or a savepoint, which may have rolled an event back) ends."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_CHAIN_HEAD, None)
 
 
 def canonical_json(details: dict[str, Any]) -> str:
@@ -59,10 +70,17 @@ def record_event(
     :param action: a dotted verb such as ``unit.updated``.
     :param summary: one line a person can read in the audit trail.
     """
-    session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-    head = session.scalar(sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    session = db.session()  # the current Session itself, not the scoped proxy
+    transaction = session.get_transaction()
+    remembered = session.info.get(_CHAIN_HEAD)
+    if transaction is not None and remembered is not None and remembered[0] is transaction:
+        # This transaction already holds the lock (PostgreSQL) or the write lock (SQLite)
+        # and wrote the head itself: nobody else can have appended since.
+        head = remembered[1]
+    else:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        head = session.scalar(sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     event = AuditEvent(
         occurred_at=utcnow(),
         actor_id=actor.id if actor is not None else None,
@@ -74,8 +92,11 @@ def record_event(
         prev_hash=head or GENESIS_HASH,
     )
     event.hash = compute_hash(event)
+    # Not flushed here: it goes with the transaction's next flush, in the order events were
+    # added (the unit of work inserts a table's new rows in that order, so ids follow the
+    # chain), saving a flush per event.
     session.add(event)
-    session.flush()
+    session.info[_CHAIN_HEAD] = (session.get_transaction(), event.hash)
     return event
 
 

@@ -110,6 +110,15 @@ def replan_cadence(case: EscalationCase, *, now: datetime | None = None) -> Cade
             cancelled.append(deadline)
     created = []
     calendar = calendar_for(case.framework)
+    # Every occurrence already planned at this level (any status), in one query.
+    planned = set(
+        db.session.scalars(
+            sa.select(Deadline.dedupe_key).where(
+                Deadline.case_id == case.id,
+                Deadline.dedupe_key.startswith(prefix, autoescape=True),
+            )
+        )
+    )
     for name, every in cadence_of(case).items():
         planned_ahead = 0
         occurrence = 0
@@ -122,7 +131,7 @@ def replan_cadence(case: EscalationCase, *, now: datetime | None = None) -> Cade
                 continue
             planned_ahead += 1
             key = f"{prefix}{name}:{occurrence}"
-            if db.session.scalar(sa.select(Deadline.id).where(Deadline.dedupe_key == key)):
+            if key in planned:
                 continue
             deadline = create_deadline(
                 dedupe_key=key,
@@ -133,7 +142,9 @@ def replan_cadence(case: EscalationCase, *, now: datetime | None = None) -> Cade
                 case=case,
                 due_at=due,
                 now=now,
+                known_new=True,
             )
+            planned.add(key)
             created.append(deadline)
     # The occurrences that are meetings, requested (docs/decisions/0019).
     from workflow_app.services.meeting_cadence import plan_cadence_meetings

@@ -68,6 +68,7 @@ def create_deadline(
     starting: datetime | None = None,
     actor: Person | None = None,
     now: datetime | None = None,
+    known_new: bool = False,
 ) -> Deadline:
     """Create an obligation (once per ``dedupe_key``) and plan its reminders.
 
@@ -75,14 +76,17 @@ def create_deadline(
     ``now`` (default: the clock) is when the obligation arose: its ``created_at``, and the
     start of the count when ``starting`` is not given, so a decision's deadlines carry the
     decision's time. Reminders are planned against the clock: none is created for a moment
-    already past.
+    already past. ``known_new``: the caller has just checked that no deadline has this key
+    (skips the look-up; the unique key still stops a duplicate).
     """
-    existing = db.session.scalar(sa.select(Deadline).where(Deadline.dedupe_key == dedupe_key))
-    if existing is not None:
-        return existing
+    if not known_new:
+        existing = db.session.scalar(sa.select(Deadline).where(Deadline.dedupe_key == dedupe_key))
+        if existing is not None:
+            return existing
     if (working_days is None) == (due_at is None):
         raise ValueError("give exactly one of working_days or due_at")
     calendar = calendar_for(framework)
+    owner = owner or default_owner(unit)
     if working_days is not None:
         due_at = calendar.due_at(starting or now or utcnow(), working_days)
     deadline = Deadline(
@@ -92,7 +96,7 @@ def create_deadline(
         unit_id=unit.id,
         unit=unit,
         case_id=case.id if case is not None else None,
-        owner_id=(owner or default_owner(unit)).id if (owner or default_owner(unit)) else None,
+        owner_id=owner.id if owner is not None else None,
         framework=framework,
         due_at=due_at,
         working_days=working_days,
@@ -122,8 +126,9 @@ def _working_day_offsets(values) -> list[int]:
     return offsets
 
 
-def plan_reminders(deadline: Deadline, *, now: datetime | None = None) -> list[Reminder]:
-    """Create the reminders of the deadline's current generation that are still ahead.
+def plan_reminders(deadline: Deadline, *, now: datetime | None = None) -> list[dict]:
+    """Create the reminders of the deadline's current generation that are still ahead;
+    returns their column values.
 
     Before due (e.g. 5 and 1 working days), on the day, after due, and, after the grace,
     to the accountable executive; all at the calendar's reminder time on working days.
@@ -164,22 +169,23 @@ def plan_reminders(deadline: Deadline, *, now: datetime | None = None) -> list[R
                 calendar.reminder_at(calendar.add_working_days(due_day, grace)),
             )
         )
-    created = []
-    for kind, offset, recipient, send_at in plans:
-        if recipient is None or send_at <= now:
-            continue  # nobody to tell, or the moment has passed before the deadline existed
-        reminder = Reminder(
-            deadline_id=deadline.id,
-            generation=deadline.generation,
-            kind=kind,
-            offset_days=offset,
-            recipient_id=recipient.id,
-            send_at=send_at,
-        )
-        db.session.add(reminder)
-        created.append(reminder)
-    db.session.flush()
-    return created
+    rows = [
+        {
+            "deadline_id": deadline.id,
+            "generation": deadline.generation,
+            "kind": kind,
+            "offset_days": offset,
+            "recipient_id": recipient.id,
+            "send_at": send_at,
+        }
+        for kind, offset, recipient, send_at in plans
+        # nobody to tell, or the moment has passed before the deadline existed
+        if recipient is not None and send_at > now
+    ]
+    if rows:
+        # One executemany for the deadline's reminders, not one INSERT (and flush) each.
+        db.session.execute(sa.insert(Reminder), rows)
+    return rows
 
 
 def _cancel_pending_reminders(deadline: Deadline, outcome: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from state_machines import IllegalTransition, apply_transition, get_framework
 from workflow_app.clock import to_london, utcnow
@@ -216,8 +217,9 @@ def _complete(decision: Decision, status: str, now: datetime) -> None:
         db.session.rollback()
         db.session.refresh(decision)
         raise Conflict(_already_decided(decision))
-    decision.status = status
-    decision.decided_at = now
+    # The row already says so: tell the session without a second UPDATE.
+    set_committed_value(decision, "status", status)
+    set_committed_value(decision, "decided_at", now)
 
 
 def _apply(decision: Decision, actor: Person, now: datetime) -> None:
@@ -323,6 +325,9 @@ def create_consequences(decision: Decision, old_level: str, actor: Person, now: 
             framework=framework,
             letter=letter,
             hold_for_letter=letter,
+            # Keyed by this decision, which this transaction has just moved from pending
+            # (``_complete``): no such message can exist yet, so no look-up or flush each.
+            known_new=True,
         )
 
 

@@ -296,19 +296,21 @@ def _plan_level_meetings(unit: Unit, plan: MeetingPlan, now: datetime) -> None:
     framework = get_framework(unit.framework)
     wanted: set[str] = set()
     driver_of: dict[str, EscalationCase] = {}
+    # Every live cadence-meeting obligation of the unit in one query, grouped by kind and case.
+    by_kind: dict[str, dict[int, list[Deadline]]] = {}
+    for deadline in db.session.scalars(
+        sa.select(Deadline)
+        .where(
+            Deadline.unit_id == unit.id,
+            Deadline.kind.in_([f"{CADENCE_PREFIX}{name}" for name in CADENCE_MEETINGS]),
+            Deadline.status.in_(("open", "paused")),
+            Deadline.case_id.is_not(None),
+        )
+        .order_by(Deadline.due_at, Deadline.id)
+    ):
+        by_kind.setdefault(deadline.kind, {}).setdefault(deadline.case_id, []).append(deadline)
     for name, spec in CADENCE_MEETINGS.items():
-        by_case: dict[int, list[Deadline]] = {}
-        for deadline in db.session.scalars(
-            sa.select(Deadline)
-            .where(
-                Deadline.unit_id == unit.id,
-                Deadline.kind == f"{CADENCE_PREFIX}{name}",
-                Deadline.status.in_(("open", "paused")),
-                Deadline.case_id.is_not(None),
-            )
-            .order_by(Deadline.due_at, Deadline.id)
-        ):
-            by_case.setdefault(deadline.case_id, []).append(deadline)
+        by_case = by_kind.get(f"{CADENCE_PREFIX}{name}", {})
         candidates = [c for c in cases if c.id in by_case]
         if not candidates:
             continue

@@ -791,6 +791,13 @@ def _kind_title(plan: RecoveryPlan) -> str:
 
 
 def _mail(plan: RecoveryPlan, people, *, event: str, subject: str, template: str, **context):
+    """E-mail ``people`` (each once, enabled only) about ``event`` on the current version.
+
+    Every caller fires ``event`` once per version in this transaction (submitting inserts the
+    version, unique per plan and number; returning and approving move it out of review under
+    the plan's version counter), so no message with these keys can exist yet: no look-up or
+    flush per message. The outbox's unique key still stops a duplicate.
+    """
     seen: set[int] = set()
     for person in people:
         if person is None or person.id in seen or not person.is_enabled:
@@ -805,6 +812,7 @@ def _mail(plan: RecoveryPlan, people, *, event: str, subject: str, template: str
             link=absolute_url(f"/plans/{plan.id}"),
             plan=plan,
             kind_title=_kind_title(plan),
+            known_new=True,
             **context,
         )
 
