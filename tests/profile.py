@@ -3,7 +3,8 @@ profile (the loop sizes of RELIABILITY-ANCHORS section 7) runs with ``ESCALATE_T
 
 The full profile, documented in the README::
 
-    ESCALATE_TEST_PROFILE=full HYPOTHESIS_PROFILE=full .venv/bin/pytest tests/reliability tests/security
+    ESCALATE_TEST_PROFILE=full HYPOTHESIS_PROFILE=full \
+        .venv/bin/pytest tests/reliability tests/security
 """
 
 from __future__ import annotations
