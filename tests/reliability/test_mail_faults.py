@@ -1,8 +1,8 @@
 """Mail faults (RELIABILITY-ANCHORS section 7, checks 5, 6 and 7), counted at a real SMTP sink.
 
 5. The SMTP server is down while decisions are taken, for an hour of fake time: every
-   decision still succeeds, its e-mails wait with attempts and backoff, and once the server
-   is back each is delivered exactly once.
+   decision still succeeds, its e-mails wait (spending no attempts on the relay's outage),
+   and once the server is back each is delivered exactly once, within two sweeps.
 6. Scripted answers: 451 twice then accepted (retried with backoff, delivered once); a
    recipient always refused with 550 (failed at once, flagged on the admin page, never tried
    again); a row whose header cannot be sent fails alone; everything else is delivered.
@@ -150,9 +150,11 @@ def test_decisions_taken_while_smtp_is_down_are_each_delivered_once_after(
     waiting = rows()
     assert waiting, "the decisions wrote no e-mails"
     assert {m.status for m in waiting} == {"pending"}  # none lost, none given up
-    assert all(m.attempts >= 2 for m in waiting)
-    assert all(m.next_attempt_at > datetime.now(UTC) for m in waiting)  # backing off
-    assert all("refused" in m.last_error.lower() for m in waiting)
+    # The relay's outage spends no message's attempts (an outage of hours never marks the
+    # queue failed); the queue waits a minute at a time and the last error says why.
+    assert all(m.attempts == 0 for m in waiting)
+    assert all(m.next_attempt_at > datetime.now(UTC) for m in waiting)  # waiting for the relay
+    assert any("refused" in m.last_error.lower() for m in waiting)
     assert not sink.handler.messages
 
     sink.start()  # the server is back
@@ -166,6 +168,8 @@ def test_decisions_taken_while_smtp_is_down_are_each_delivered_once_after(
             delivered_at = minute
             break
     assert delivered_at is not None, "not every e-mail was delivered within 6 fake hours"
+    if len(rows()) <= 100:  # one sweep sends up to 100; more take one sweep per hundred
+        assert delivered_at <= 2, f"delivered {delivered_at} sweeps after the relay came back"
     sent = rows()
     arrived = sink.handler.message_ids()
     assert arrived == {m.message_id: 1 for m in sent}  # each exactly once, by Message-ID

@@ -113,13 +113,58 @@ def test_smtp_down_then_up_delivers_every_email_once(make_app, frozen, smtp_serv
         ]
         rows = db.session.scalars(sa.select(OutboxMessage)).all()
         assert {r.status for r in rows} == {"sent"}
-        assert {r.attempts for r in rows} == {2}
+        # The relay's outage spent no attempt: each message was offered once, and sent.
+        assert {r.attempts for r in rows} == {1}
 
 
-def test_after_repeated_failures_a_message_is_marked_failed(make_app, frozen):
+class AlwaysLater:
+    """An aiosmtpd handler that answers every recipient "451 try again later"."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        return "451 4.3.0 Try again later"
+
+
+def test_after_repeated_temporary_refusals_a_message_is_marked_failed(make_app, frozen):
+    from aiosmtpd.controller import Controller
+
     from workflow_app.notifications.sender import MAX_ATTEMPTS
 
-    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())
+    port = free_port()
+    server = Controller(AlwaysLater(), hostname="127.0.0.1", port=port)
+    server.start()
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
+    try:
+        with app.app_context():
+            from workflow_app.models.org import Person
+            from workflow_app.notifications.outbox import queue_email
+
+            person = Person(name="Pat", email="pat@example.nhs.uk")
+            db.session.add(person)
+            db.session.commit()
+            queue_email(
+                kind="t",
+                dedupe_key="t",
+                recipient=person,
+                subject="S",
+                template="password_reset",
+                hours=1,
+            )
+            db.session.commit()
+            for _ in range(MAX_ATTEMPTS):
+                deliver_due_messages()
+                frozen.shift(timedelta(hours=5))
+            message = db.session.scalar(sa.select(OutboxMessage))
+            assert message.status == "failed"
+            assert message.attempts == MAX_ATTEMPTS
+            assert "451" in message.last_error
+    finally:
+        server.stop()
+
+
+def test_an_unreachable_relay_never_marks_the_queue_failed(make_app, frozen):
+    from workflow_app.notifications.sender import MAX_ATTEMPTS
+
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nothing listens
     with app.app_context():
         from workflow_app.models.org import Person
         from workflow_app.notifications.outbox import queue_email
@@ -136,12 +181,11 @@ def test_after_repeated_failures_a_message_is_marked_failed(make_app, frozen):
             hours=1,
         )
         db.session.commit()
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS * 3):  # far longer than the attempts would last
             deliver_due_messages()
             frozen.shift(timedelta(hours=5))
         message = db.session.scalar(sa.select(OutboxMessage))
-        assert message.status == "failed"
-        assert message.attempts == MAX_ATTEMPTS
+        assert (message.status, message.attempts) == ("pending", 0)
 
 
 def test_the_monthly_review_runs_once_on_its_working_day(frozen, create_person, create_unit):

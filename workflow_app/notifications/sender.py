@@ -3,7 +3,9 @@
 Each message is claimed with a conditional UPDATE (pending -> sending), so two sweeps
 running at once never send the same row twice. One bad message fails alone: a refusal the
 server means for good (5xx for the recipient or the content) or a header that cannot be
-sent fails the row at once; anything else (451, server down) is retried with backoff.
+sent fails the row at once; a temporary refusal (4xx) is retried with backoff; a relay
+that cannot be reached holds the whole queue a minute at a time without spending anyone's
+attempts, so the queue goes out at the first sweep after the relay is back.
 With no ``MAIL_SERVER`` configured nothing is sent: the outbox is the mailbox.
 
 The one window where a message can go out twice is "the server answered 250, the process
@@ -29,6 +31,8 @@ from workflow_app.models.outbox import OutboxMessage
 MAX_ATTEMPTS = 8
 # A row left in "sending" this long (the process died mid-send) is tried again.
 STALE_CLAIM = timedelta(minutes=10)
+# While the relay cannot be reached, the queue waits this long and one message tries again.
+RELAY_RETRY = timedelta(minutes=1)
 
 
 #: Test-only fault injection: with this set to 1, a *testing* app outside production kills
@@ -54,6 +58,15 @@ def is_permanent_failure(error: Exception) -> bool:
     if isinstance(error, smtplib.SMTPDataError):
         return error.smtp_code >= 500
     return False
+
+
+def relay_unreachable(error: Exception) -> bool:
+    """True when the failure is the relay's, not the message's: the connection was refused,
+    dropped or timed out before the server answered about this message."""
+    if isinstance(error, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected)):
+        return True
+    # smtplib's own errors are OSErrors too; those are answers about the message.
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
 
 
 def fault_injection_enabled() -> bool:
@@ -87,9 +100,29 @@ def deliver_due_messages(limit: int = 100) -> int:
     db.session.rollback()
     sent = 0
     for message_id in due_ids:
-        if _claim(message_id, now):
-            sent += _send_claimed(message_id)
+        if not _claim(message_id, now):
+            continue
+        outcome = _send_claimed(message_id)
+        if outcome is None:  # the relay is down: stop, and let the queue wait for it
+            _hold_queue_for_relay(now)
+            break
+        sent += outcome
     return sent
+
+
+def _hold_queue_for_relay(now) -> None:
+    """The relay cannot be reached: every due message waits ``RELAY_RETRY``.
+
+    The failure is the relay's, so no message spends an attempt on it (a long outage never
+    uses up MAX_ATTEMPTS and marks the queue failed), and the next sweep tries again, so once
+    the relay is back the queue goes out at the next tick (RELIABILITY-ANCHORS check 5).
+    """
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+        .values(next_attempt_at=now + RELAY_RETRY)
+    )
+    db.session.commit()
 
 
 def _claim(message_id: int, now) -> bool:
@@ -111,7 +144,8 @@ def _claim(message_id: int, now) -> bool:
     return claimed.rowcount == 1
 
 
-def _send_claimed(message_id: int) -> int:
+def _send_claimed(message_id: int) -> int | None:
+    """Send one claimed message: 1 if sent, 0 if it failed, None if the relay is down."""
     message = db.session.get(OutboxMessage, message_id)
     email = Message(
         subject=message.subject,
@@ -127,6 +161,14 @@ def _send_claimed(message_id: int) -> int:
         mail.send(email)
     except Exception as error:  # noqa: BLE001 - any failure is recorded on the row
         message.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if relay_unreachable(error):
+            # Not this message's fault: the attempt is not counted and it waits with the rest.
+            message.status = "pending"
+            message.attempts -= 1
+            message.next_attempt_at = utcnow() + RELAY_RETRY
+            db.session.commit()
+            current_app.logger.warning("Mail relay unreachable: %s", message.last_error)
+            return None
         if message.attempts >= MAX_ATTEMPTS or is_permanent_failure(error):
             message.status = "failed"
         else:
