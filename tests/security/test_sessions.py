@@ -190,20 +190,45 @@ def test_guessing_the_password_through_the_signing_form_ends_the_session(app, wo
     assert locked.status_code == 401 and "locked" in locked.text
 
 
-def test_a_signature_records_name_role_time_and_meaning_and_the_letter_shows_them(world, clients):
+def test_a_signature_records_name_role_time_meaning_and_what_was_signed_and_the_letter_shows_them(
+    world, clients
+):
     from workflow_app.models.cases import Decision
     from workflow_app.models.letters import Letter
+    from workflow_app.services.signatures import payload_sha256, signature_payload
 
     decision = _pending_decision(world)
+    case_version_before = decision.case.version
     signer = world.people["executive_director"]
     response = _sign(clients["executive_director"], decision.id, PASSWORD)
     assert response.status_code == 302, response.text
     db.session.expire_all()
-    (signature,) = db.session.get(Decision, decision.id).signatures
-    assert signature.person_id == signer.id
-    assert signature.role == "executive_team" or signature.role
-    assert signature.meaning
+    decision = db.session.get(Decision, decision.id)
+    (signature,) = decision.signatures
+    assert (signature.person_id, signature.role) == (signer.id, "executive_director")
+    assert "approved" in signature.meaning.lower()
     assert signature.signed_at is not None
+    # Linked to exactly what was signed: the case's version then, and the hash of the content.
+    assert signature.case_version == case_version_before
+    assert decision.case.version > case_version_before  # the transition moved the case on
+    recomputed = signature_payload(
+        decision=decision,
+        case=decision.case,
+        person_id=signer.id,
+        role=signature.role,
+        meaning=signature.meaning,
+        on_behalf_of_id=None,
+        signed_at=signature.signed_at,
+        outcome="approve",
+        reason="Agreed at the Executive Team",
+    )
+    recomputed["case_version"] = signature.case_version
+    assert payload_sha256(recomputed) == signature.payload_sha256
+    recomputed["reason"] = "Something else"
+    assert payload_sha256(recomputed) != signature.payload_sha256
     letter = db.session.scalar(sa.select(Letter).where(Letter.decision_id == decision.id))
     assert letter is not None
     assert signer.name in letter.html
+    assert signature.payload_sha256 in letter.html
+    page = clients["executive_director"].get(f"/decisions/{decision.id}")
+    assert signature.payload_sha256 in page.text

@@ -240,7 +240,15 @@ def test_a_missing_reason_evidence_kind_or_a_wrong_password_issues_nothing(
     assert message in response.text
     assert "Quality concerns on mental health wards" in response.text or field == "reason"
     assert "not my password" not in response.text  # the password is never sent back
-    assert counts() == before
+    after = counts()
+    if field == "password":
+        # Only the refusal is recorded (audited and counted towards the lock, decision 0030).
+        assert after == {**before, "AuditEvent": before["AuditEvent"] + 1}
+        refused = db.session.scalar(sa.select(AuditEvent).order_by(AuditEvent.id.desc()))
+        assert refused.action == "signature.refused"
+        assert db.session.get(type(people["dg"]), people["dg"].id).failed_logins == 1
+    else:
+        assert after == before
     assert case_of(unit).level == "2"
 
 

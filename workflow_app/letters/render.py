@@ -469,6 +469,8 @@ def _signature_block(signature, decision, role_titles: Mapping[str, str]) -> dic
         "signed_at": format_datetime(signature.signed_at),
         "meaning": statement,
         "on_behalf_of": on_behalf_of,
+        "case_version": getattr(signature, "case_version", None),
+        "payload_sha256": getattr(signature, "payload_sha256", None) or "",
         "delegation": (
             f"Signed by {signature.person.name} as delegate of {on_behalf_of}"
             if on_behalf_of

@@ -128,6 +128,11 @@ class DecisionSignature(db.Model):
     meaning: so.Mapped[str] = so.mapped_column(sa.String(200))  # e.g. "approved"
     on_behalf_of_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("people.id"))
     signed_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    # What was signed (RELIABILITY-ANCHORS check 15, the Part 11 signature manifestation):
+    # the case's version when signed, and the SHA-256 of the canonical JSON of the decision's
+    # content, the signer, role, meaning and time (workflow_app.services.signatures).
+    case_version: so.Mapped[int | None] = so.mapped_column()
+    payload_sha256: so.Mapped[str | None] = so.mapped_column(sa.String(64))
 
     decision: so.Mapped[Decision] = so.relationship(back_populates="signatures")
     person: so.Mapped[Person] = so.relationship(foreign_keys=[person_id])

@@ -39,6 +39,7 @@ from workflow_app.services.deadlines import cancel_deadline, create_deadline
 from workflow_app.services.errors import Conflict, PermissionDenied, ServiceError
 from workflow_app.services.org import unit_contacts
 from workflow_app.services.passwords import check_password
+from workflow_app.services.signatures import payload_sha256, signature_payload
 
 OUTCOMES = ("approve", "reject")
 
@@ -157,16 +158,19 @@ def decide_proposal(
         )
     if rule.record_meeting and outcome == "approve" and not meeting_reference.strip():
         raise ServiceError("Name the meeting where this was agreed")
-    signature = DecisionSignature(
-        person_id=actor.id,
-        role=capacity.role,
-        meaning=_meaning(outcome, decision, capacity, rule, meeting_reference.strip()),
-        on_behalf_of_id=capacity.on_behalf_of.id if capacity.on_behalf_of else None,
-        signed_at=now,
-    )
-    decision.signatures.append(signature)  # keeps the loaded collection current
     if meeting_reference.strip():
         decision.meeting_reference = meeting_reference.strip()
+    signature = _signature(
+        decision,
+        case,
+        actor,
+        capacity,
+        _meaning(outcome, decision, capacity, rule, meeting_reference.strip()),
+        now,
+        outcome=outcome,
+        reason=reason,
+    )
+    decision.signatures.append(signature)  # keeps the loaded collection current
     db.session.flush()
     record_event(
         f"decision.signed_{outcome}",
@@ -189,6 +193,33 @@ def decide_proposal(
     _complete(decision, "approved", now)
     _apply(decision, actor, now)
     return decision
+
+
+def _signature(
+    decision: Decision, case, actor: Person, capacity, meaning: str, now, *, outcome, reason
+) -> DecisionSignature:
+    """A signature with its manifestation: the case's version and the hash of what it signs."""
+    on_behalf_of_id = capacity.on_behalf_of.id if capacity.on_behalf_of else None
+    payload = signature_payload(
+        decision=decision,
+        case=case,
+        person_id=actor.id,
+        role=capacity.role,
+        meaning=meaning,
+        on_behalf_of_id=on_behalf_of_id,
+        signed_at=now,
+        outcome=outcome,
+        reason=reason,
+    )
+    return DecisionSignature(
+        person_id=actor.id,
+        role=capacity.role,
+        meaning=meaning,
+        on_behalf_of_id=on_behalf_of_id,
+        signed_at=now,
+        case_version=case.version,
+        payload_sha256=payload_sha256(payload),
+    )
 
 
 def _who(rule, framework) -> str:
@@ -531,12 +562,15 @@ def issue_formal_notification(
         who = _who(framework.signatures[rules["signed_by"]], framework)
         raise PermissionDenied(f"A formal notification needs {who}")
     decision.signatures.append(
-        DecisionSignature(
-            person_id=actor.id,
-            role=capacity.role,
-            meaning=f"Issued the {kind.replace('_', ' ')}",
-            on_behalf_of_id=capacity.on_behalf_of.id if capacity.on_behalf_of else None,
-            signed_at=now,
+        _signature(
+            decision,
+            case,
+            actor,
+            capacity,
+            f"Issued the {kind.replace('_', ' ')}",
+            now,
+            outcome="approve",
+            reason=decision.reason or "",
         )
     )
     decision.status = "approved"

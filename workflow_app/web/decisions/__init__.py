@@ -679,6 +679,10 @@ def notify_case(case_id: int):
                 problem = str(error)
                 if "password" in problem.lower():
                     form.password.errors = [problem]
+                    with transaction():  # audited and counted towards the lock (decision 0030)
+                        accounts.record_failed_signature(
+                            _me(), object_type="case", object_id=case_id
+                        )
             else:
                 title = form.kind.data.replace("_", " ")
                 flash(
