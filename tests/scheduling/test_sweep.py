@@ -117,6 +117,20 @@ def test_smtp_down_then_up_delivers_every_email_once(make_app, frozen, smtp_serv
         assert {r.attempts for r in rows} == {1}
 
 
+def _queue_one_message() -> None:
+    """One e-mail to one person, committed (inside an app context)."""
+    from workflow_app.models.org import Person
+    from workflow_app.notifications.outbox import queue_email
+
+    person = Person(name="Pat", email="pat@example.nhs.uk")
+    db.session.add(person)
+    db.session.commit()
+    queue_email(
+        kind="t", dedupe_key="t", recipient=person, subject="S", template="password_reset", hours=1
+    )
+    db.session.commit()
+
+
 class AlwaysLater:
     """An aiosmtpd handler that answers every recipient "451 try again later"."""
 
@@ -135,21 +149,7 @@ def test_after_repeated_temporary_refusals_a_message_is_marked_failed(make_app, 
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
     try:
         with app.app_context():
-            from workflow_app.models.org import Person
-            from workflow_app.notifications.outbox import queue_email
-
-            person = Person(name="Pat", email="pat@example.nhs.uk")
-            db.session.add(person)
-            db.session.commit()
-            queue_email(
-                kind="t",
-                dedupe_key="t",
-                recipient=person,
-                subject="S",
-                template="password_reset",
-                hours=1,
-            )
-            db.session.commit()
+            _queue_one_message()
             for _ in range(MAX_ATTEMPTS):
                 deliver_due_messages()
                 frozen.shift(timedelta(hours=5))
@@ -166,21 +166,7 @@ def test_an_unreachable_relay_never_marks_the_queue_failed(make_app, frozen):
 
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nothing listens
     with app.app_context():
-        from workflow_app.models.org import Person
-        from workflow_app.notifications.outbox import queue_email
-
-        person = Person(name="Pat", email="pat@example.nhs.uk")
-        db.session.add(person)
-        db.session.commit()
-        queue_email(
-            kind="t",
-            dedupe_key="t",
-            recipient=person,
-            subject="S",
-            template="password_reset",
-            hours=1,
-        )
-        db.session.commit()
+        _queue_one_message()
         for _ in range(MAX_ATTEMPTS * 3):  # far longer than the attempts would last
             deliver_due_messages()
             frozen.shift(timedelta(hours=5))
