@@ -37,7 +37,8 @@ def test_csv_cells_are_typed_quoted_and_neutralised():
     assert rows == [
         ["Name", "Value"],
         ["'=2+2", "92"],  # NUL removed, then neutralised; 92.0000 reads as 92
-        ['Says "hi",\r\nthen leaves', "-1"],  # a negative number stays a number
+        # A number stays a number; a line break inside a cell comes out as LF in CSV and XLSX.
+        ['Says "hi",\nthen leaves', "-1"],
         ["'-1", "2026-07-01 13:00"],  # text "-1" is neutralised
         ["Café £", "2026-04-01"],
         ["", "Yes"],

@@ -119,7 +119,10 @@ def filename_for(name: str, fmt: str, day: date | None = None) -> str:
 
 
 def _text(value: Any) -> str:
-    return safe_cell(ILLEGAL_CHARACTERS_RE.sub("", str(value)))
+    # Neutralised first (a leading CR is a formula start), then one kind of line break: an
+    # XLSX keeps a bare CR only when openpyxl writes through lxml, so CSV and XLSX agree.
+    neutral = safe_cell(ILLEGAL_CHARACTERS_RE.sub("", str(value)))
+    return neutral.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def csv_cell(value: Any) -> str:
