@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import csrf_from
+from workflow_app.canonical import sha256_hex
 from workflow_app.extensions import db
 from workflow_app.models.audit import AuditEvent
 from workflow_app.models.cases import Concern
@@ -23,7 +24,7 @@ from workflow_app.models.measures import FinancePosition
 from workflow_app.models.org import Domain, Unit
 from workflow_app.models.outbox import OutboxMessage
 from workflow_app.models.reports import IssuedReport
-from workflow_app.services.reports import content_sha256, issue_report, versions_of
+from workflow_app.services.reports import issue_report, versions_of
 
 AUG = date(2026, 8, 1)
 JUNE = date(2026, 6, 1)
@@ -57,7 +58,7 @@ def test_issue_reopen_download_and_reissue(demo, client_as):
     page = client.get(first.headers["Location"])
     assert "Issued as version 1." in page.text
     assert report.content_sha256 in page.text and "Not issued" not in page.text
-    assert content_sha256(report.content) == report.content_sha256
+    assert sha256_hex(report.content) == report.content_sha256
     content = json.loads(report.content)
     assert content["month_title"] == "August 2026"
     assert content["as_at_text"] == "the end of 30 September 2026"
@@ -152,7 +153,7 @@ def test_issued_reports_cannot_be_changed_and_workbooks_neutralise_formulas(demo
             db.session.execute(statement)
         db.session.rollback()
     stored = db.session.get(IssuedReport, report.id)
-    assert content_sha256(stored.content) == stored.content_sha256
+    assert sha256_hex(stored.content) == stored.content_sha256
     assert stored.pdf == report.pdf
 
 

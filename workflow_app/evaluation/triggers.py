@@ -133,14 +133,13 @@ review of the period's last month if the plan is still failing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from state_machines.framework import Framework, Track
+from workflow_app.canonical import canonical_json, sha256_hex
 
 from .model import (
     SEVERITY_ORDER,
@@ -999,8 +998,7 @@ def _jsonable(value: Any) -> Any:
 
 def fingerprint(evidence: dict[str, Any]) -> str:
     """SHA-256 of the evidence's canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json(evidence))
 
 
 def _proposal(

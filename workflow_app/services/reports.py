@@ -35,6 +35,7 @@ from flask import current_app
 
 from state_machines import Framework, get_framework
 from state_machines.plan_review import STATUS_TITLES
+from workflow_app.canonical import canonical_json, sha256_hex
 from workflow_app.charts import format_value
 from workflow_app.clock import LONDON, as_utc, to_london, today_london, utcnow
 from workflow_app.evaluation import evaluate_unit
@@ -679,15 +680,6 @@ def build_report(kind: str, month: date, *, now: datetime | None = None) -> dict
 # --------------------------------------------------------------------------------------------
 
 
-def canonical_json(content: dict[str, Any]) -> str:
-    """The one serialisation of a report's content that is hashed and stored."""
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def substance(content: dict[str, Any]) -> dict[str, Any]:
     """The content without the keys that only say when it was built."""
     return {k: v for k, v in content.items() if k not in VOLATILE_KEYS}
@@ -700,7 +692,7 @@ def stored_content(report: IssuedReport) -> dict[str, Any]:
 
 def hash_matches(report: IssuedReport) -> bool:
     """True when the stored content still has the hash recorded when it was issued."""
-    return content_sha256(report.content) == report.content_sha256
+    return sha256_hex(report.content) == report.content_sha256
 
 
 def versions_of(kind: str, month: date) -> list[IssuedReport]:
@@ -742,7 +734,7 @@ def issue_report(
     if previous and substance(stored_content(previous[0])) == substance(content):
         return IssueOutcome(previous[0], created=False)
     text = canonical_json(content)
-    digest = content_sha256(text)
+    digest = sha256_hex(text)
     version = previous[0].version + 1 if previous else 1
     issued_at = as_utc(now or utcnow())
     meta = {

@@ -9,11 +9,10 @@ keys, no spaces), so anyone can recompute the hash from the stored rows.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
+from workflow_app.canonical import canonical_json, sha256_hex
 from workflow_app.clock import as_utc
 
 
@@ -51,5 +50,4 @@ def signature_payload(
 
 def payload_sha256(payload: dict[str, Any]) -> str:
     """SHA-256 (hex) of the payload's canonical JSON."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json(payload))
