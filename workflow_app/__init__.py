@@ -6,6 +6,8 @@ migrations by itself (``escalate db upgrade`` and ``escalate demo`` do that).
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -91,4 +93,12 @@ def _init_database_events(app: Flask) -> None:
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA busy_timeout=5000")
+                # Write-ahead logging: readers never wait for a writer (gunicorn workers and
+                # the scheduler share one file), and a commit costs one fsync instead of the
+                # rollback journal's three. synchronous stays FULL, so a committed decision
+                # survives a power cut (docs/decisions/0038).
+                # A read-only file or mount keeps the mode it has.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
                 cursor.close()
