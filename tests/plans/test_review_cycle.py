@@ -363,3 +363,41 @@ def test_a_withdrawn_draft_leaves_the_plan_due_so_a_new_plan_can_start(world):
     assert world.deadline.status == "open"
     again = start_plan(world.lead, world.case)
     assert again.id != plan.id
+
+
+def test_the_database_refuses_a_second_open_plan_on_a_case(world):
+    # Two "Start the plan" clicks racing both pass start_plan's look-up; the partial unique
+    # index turns the second insert into a Conflict and nothing of it is kept.
+    from workflow_app.services.unit_of_work import transaction
+
+    first = start_plan(world.lead, world.case)
+    db.session.commit()
+    with pytest.raises(Conflict, match="clashes with a change someone else has just saved"):
+        with transaction():
+            db.session.add(
+                RecoveryPlan(
+                    case_id=world.case.id,
+                    unit_id=world.unit.id,
+                    title="A second draft",
+                    status="draft",
+                )
+            )
+    plans = db.session.scalars(sa.select(RecoveryPlan)).all()
+    assert [plan.id for plan in plans] == [first.id]
+
+
+def test_a_completed_or_withdrawn_plan_does_not_block_the_next_one(world):
+    plan = start_plan(world.lead, world.case)
+    withdraw(world.lead, plan, "Started on the wrong case")
+    db.session.add(
+        RecoveryPlan(
+            case_id=world.case.id, unit_id=world.unit.id, title="Earlier", status="completed"
+        )
+    )
+    db.session.commit()
+    assert start_plan(world.lead, world.case).status == "draft"
+    db.session.commit()
+    open_plans = db.session.scalars(
+        sa.select(RecoveryPlan).where(RecoveryPlan.status.not_in(("completed", "withdrawn")))
+    ).all()
+    assert len(open_plans) == 1

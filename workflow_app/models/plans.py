@@ -41,6 +41,8 @@ PLAN_STATUSES = (
     "completed",
     "withdrawn",
 )
+# A plan is open until it is completed or withdrawn (state_machines/plan_review.OPEN_STATUSES).
+OPEN_PLAN_CONDITION = "status NOT IN ('completed', 'withdrawn')"
 RISK_LEVELS = ("low", "moderate", "high", "severe")
 UPDATE_STATUSES = {"on_track": "On track", "at_risk": "At risk", "off_track": "Off track"}
 
@@ -52,6 +54,15 @@ class RecoveryPlan(db.Model):
     __table_args__ = (
         sa.CheckConstraint(
             "status IN (" + ", ".join(f"'{s}'" for s in PLAN_STATUSES) + ")", name="status"
+        ),
+        # One open plan per case, held by the database: two "Start the plan" clicks racing
+        # give one plan and one 409, not two drafts (services/plans.start_plan).
+        sa.Index(
+            "uq_recovery_plans_one_open_per_case",
+            "case_id",
+            unique=True,
+            sqlite_where=sa.text(OPEN_PLAN_CONDITION),
+            postgresql_where=sa.text(OPEN_PLAN_CONDITION),
         ),
     )
 
