@@ -523,8 +523,10 @@ def test_historic_obligations_were_met_on_time_and_none_is_overdue(demo):
     done = [d for d in deadlines if d.status == "done"]
     assert len(done) > 50
     plan_kinds = {"recovery_plan_due", "plan_review_due", "plan_resubmission_due"}
+    # Met by the plan's submission or review, or by holding the meeting, in time.
+    met_by_doing = plan_kinds | {"cadence:ceo_progress_meeting"}
     for deadline in done:
-        if deadline.kind in plan_kinds:  # met by the plan's submission or review, in time
+        if deadline.kind in met_by_doing:
             assert deadline.created_at <= deadline.completed_at <= deadline.due_at
             continue
         assert deadline.completed_at == deadline.due_at < TODAY_STARTS
@@ -534,7 +536,7 @@ def test_historic_obligations_were_met_on_time_and_none_is_overdue(demo):
     ).all()
     assert len(notes) == len(done)
     assert len([n for n in notes if "Demo history: " in n]) == len(
-        [d for d in done if d.kind not in plan_kinds]
+        [d for d in done if d.kind not in met_by_doing]
     )
     # Each escalation's recovery plan was due 10 working days after the decision.
     calendar = calendar_for("iqpf")
@@ -764,3 +766,17 @@ def test_escalated_units_lived_their_recovery_plans(demo):
     assert {u.status for a in mhld.actions for u in a.updates if u.period == LATEST} == {
         "off_track"
     }
+
+
+def test_past_ceo_progress_meetings_were_held_with_minutes_not_cancelled(demo):
+    from workflow_app.models.meetings import Meeting
+
+    meetings = db.session.scalars(sa.select(Meeting).where(Meeting.kind == "ceo_progress")).all()
+    past = [m for m in meetings if m.deadline.due_at < TODAY_STARTS]
+    assert len(past) > 10
+    assert {m.status for m in past} == {"held"}
+    for meeting in past:
+        assert meeting.minutes and meeting.decisions_text
+        assert meeting.starts_at < meeting.minutes_recorded_at <= meeting.deadline.completed_at
+        assert meeting.deadline.status == "done"
+    assert {m.status for m in meetings if m not in past} <= {"requested", "scheduled"}

@@ -1232,8 +1232,52 @@ def _meet_obligations(moment: datetime) -> None:
         .order_by(Deadline.due_at, Deadline.id)
     ).all()
     for deadline in due:
+        if _hold_its_meeting(deadline):
+            continue
         note = HISTORY_NOTES.get(deadline.kind, HISTORY_NOTE)
         mark_done(deadline, by=deadline.owner, note=note, at=deadline.due_at)
+
+
+PROGRESS_MINUTES = (
+    "Progress against the recovery plan reviewed with the Chief Executive: actions on "
+    "schedule, trajectory reviewed measure by measure."
+)
+PROGRESS_DECISIONS = "Continue the plan as agreed; next progress meeting as planned."
+
+
+def _hold_its_meeting(deadline) -> bool:
+    """A cadence meeting obligation is met by holding its meeting, as in the running app.
+
+    The meeting is put in the diary two days ahead for the morning of the (working) day it is
+    due and its minutes recorded an hour after it starts (``record_outcome`` marks the
+    obligation done). Marking the obligation done on its own would leave the meeting to be
+    cancelled by the cadence
+    ("the obligation was met without this meeting"). False when there is no meeting to hold.
+    """
+    from workflow_app.models.meetings import Meeting
+    from workflow_app.services.meetings import record_outcome, schedule_meeting
+
+    meeting = db.session.scalar(
+        sa.select(Meeting).where(Meeting.deadline_id == deadline.id, Meeting.status == "requested")
+    )
+    if meeting is None or meeting.chair is None:
+        return False
+    starts_at = deadline.due_at - timedelta(hours=6)  # the morning of the day it is due
+    schedule_meeting(
+        meeting.chair,
+        meeting,
+        starts_at,
+        location="Chief Executive's office",
+        now=starts_at - timedelta(days=2),
+    )
+    record_outcome(
+        meeting.chair,
+        meeting,
+        PROGRESS_MINUTES,
+        PROGRESS_DECISIONS,
+        now=starts_at + timedelta(hours=1),
+    )
+    return True
 
 
 def _evidence_sentences(decision: Decision) -> str:
