@@ -301,6 +301,20 @@ def sweep(app: Flask, tick: datetime, profile: bool = False) -> dict:
                 elif isinstance(obj, DigestItem) and obj.reminder_id is not None:
                     pending.append(obj.reminder_id)
 
+        def on_execute(state):
+            # Rows written with a bulk (executemany) INSERT never appear in ``sess.new``.
+            if not state.is_insert:
+                return
+            table = getattr(state.statement, "table", None)
+            params = state.parameters
+            rows = params if isinstance(params, list) else [params] if params else []
+            if table is OutboxMessage.__table__:
+                for row in rows:
+                    if row.get("dedupe_key", "").startswith("reminder:"):
+                        pending.append(int(row["dedupe_key"].partition(":")[2]))
+            elif table is DigestItem.__table__:
+                pending.extend(r["reminder_id"] for r in rows if r.get("reminder_id"))
+
         def after_commit(_sess):
             offset = time.perf_counter() - t0
             commits.append(offset)
@@ -312,6 +326,7 @@ def sweep(app: Flask, tick: datetime, profile: bool = False) -> dict:
             pending.clear()
 
         event.listen(session, "after_flush", after_flush)
+        event.listen(session, "do_orm_execute", on_execute)
         event.listen(session, "after_commit", after_commit)
         event.listen(session, "after_soft_rollback", after_rollback)
         profiler = cProfile.Profile() if profile else None
@@ -326,6 +341,7 @@ def sweep(app: Flask, tick: datetime, profile: bool = False) -> dict:
                     profiler.disable()
         finally:
             event.remove(session, "after_flush", after_flush)
+            event.remove(session, "do_orm_execute", on_execute)
             event.remove(session, "after_commit", after_commit)
             event.remove(session, "after_soft_rollback", after_rollback)
         outbox_after = db.session.scalar(sa.select(sa.func.count(OutboxMessage.id)))

@@ -184,10 +184,9 @@ def sweep_worker(database_url: str, settings: dict, barrier, tasks, results) -> 
     claimed: list[int] = []
     original_claim = reminders._claim
 
-    def recording_claim(reminder_id, status, outcome, now):
-        won = original_claim(reminder_id, status, outcome, now)
-        if won:
-            claimed.append(reminder_id)
+    def recording_claim(reminder_ids, status, outcome, now):
+        won = original_claim(reminder_ids, status, outcome, now)  # the ids this sweep claimed
+        claimed.extend(won)
         return won
 
     reminders._claim = recording_claim  # instrumentation only: the claim itself is unchanged

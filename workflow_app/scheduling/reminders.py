@@ -1,11 +1,13 @@
 """Processing due reminders and sending daily digests.
 
-Each due reminder is claimed with a conditional UPDATE (``pending`` -> ``sent`` where it is
-still ``pending``) in the same transaction that writes its e-mail (or digest line) to the
-outbox. On PostgreSQL the batch is selected ``FOR UPDATE SKIP LOCKED``, so concurrent
-sweeps take disjoint batches; on SQLite the single writer lock serialises them and the
-conditional UPDATE makes the loser skip. A crash before commit leaves the rows pending for
-the next sweep: nothing is lost, nothing is sent twice.
+Due reminders are taken in batches, one transaction each. A batch is claimed with one
+conditional UPDATE per outcome (``pending`` -> ``sent`` or ``skipped`` where still
+``pending``, ``RETURNING`` the ids it changed), in the same transaction that writes the
+claimed reminders' e-mails (or digest lines) to the outbox. On PostgreSQL the batch is
+selected ``FOR UPDATE SKIP LOCKED``, so concurrent sweeps take disjoint batches; on SQLite
+the single writer lock serialises them and the conditional UPDATE returns the loser nothing.
+A crash before commit leaves the rows pending for the next sweep: nothing is lost, nothing is
+sent twice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.deadlines import Deadline, DigestItem, Reminder
 from workflow_app.models.org import Person
-from workflow_app.notifications.outbox import absolute_url, queue_email
+from workflow_app.notifications.outbox import Email, absolute_url, queue_email, queue_emails
 from workflow_app.scheduling.periods import claim_period
 from workflow_app.services.deadlines import calendar_for
 
@@ -65,63 +67,99 @@ def _skip_reason(reminder: Reminder) -> str | None:
     return None
 
 
-def _claim(reminder_id: int, status: str, outcome: str, now: datetime) -> bool:
-    result = db.session.execute(
-        sa.update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.status == "pending")
+def _claim(ids: list[int], status: str, outcome: str, now: datetime) -> set[int]:
+    """Mark the reminders ``ids`` that are still pending; return the ids this call claimed.
+
+    One conditional ``UPDATE ... RETURNING`` for the lot: a reminder another sweep took
+    first is not returned, so whatever follows is done for it once only.
+    """
+    if not ids:
+        return set()
+    table = Reminder.__table__
+    claimed = db.session.execute(
+        sa.update(table)
+        .where(table.c.id.in_(ids), table.c.status == "pending")
         .values(status=status, processed_at=now, outcome=outcome)
-        .execution_options(synchronize_session=False)
+        .returning(table.c.id)
     )
-    return result.rowcount == 1
+    return set(claimed.scalars())
 
 
-def _deliver(reminder: Reminder, now: datetime, report: ReminderReport) -> None:
-    deadline = reminder.deadline
-    recipient = reminder.recipient
-    subject = reminder_subject(reminder, now)
-    link = _deadline_link(deadline)
-    calendar = calendar_for(deadline.framework)
-    due_local = deadline.due_at.astimezone(ZoneInfo(calendar.timezone))
-    if recipient.notification_mode == "digest":
-        if not _claim(reminder.id, "sent", "added to digest", now):
-            return
-        db.session.add(
-            DigestItem(
-                person_id=recipient.id,
-                reminder_id=reminder.id,
+def _process_batch(batch: list[Reminder], now: datetime, report: ReminderReport) -> None:
+    """Claim a batch of due reminders and write their e-mails and digest lines."""
+    skipped: dict[str, list[int]] = {}
+    digest: list[Reminder] = []
+    email: list[Reminder] = []
+    for reminder in batch:
+        reason = _skip_reason(reminder)
+        if reason is not None:
+            skipped.setdefault(reason, []).append(reminder.id)
+        elif reminder.recipient.notification_mode == "digest":
+            digest.append(reminder)
+        else:
+            email.append(reminder)
+    for reason, ids in skipped.items():
+        report.skipped += len(_claim(ids, "skipped", reason, now))
+    claimed = _claim([r.id for r in digest], "sent", "added to digest", now)
+    claimed |= _claim([r.id for r in email], "sent", "e-mailed", now)
+
+    items = []
+    emails = []
+    for reminder in digest + email:
+        if reminder.id not in claimed:
+            continue  # another sweep had it
+        deadline = reminder.deadline
+        subject = reminder_subject(reminder, now)
+        link = _deadline_link(deadline)
+        calendar = calendar_for(deadline.framework)
+        due_local = deadline.due_at.astimezone(ZoneInfo(calendar.timezone))
+        if reminder.recipient.notification_mode == "digest":
+            items.append(
+                {
+                    "person_id": reminder.recipient_id,
+                    "reminder_id": reminder.id,
+                    "subject": subject,
+                    "text": f"{deadline.title} ({deadline.unit.name}), "
+                    f"due {due_local:%H:%M on %d %b %Y}",
+                    "link": link,
+                    # The sweep's moment, like processed_at: stamped with the clock instead,
+                    # the item would be later than the ``now`` the same sweep's digest step
+                    # uses, and miss today's digest.
+                    "created_at": now,
+                }
+            )
+            continue
+        emails.append(
+            Email(
+                kind=f"reminder_{reminder.kind}",
+                dedupe_key=f"reminder:{reminder.id}",
+                recipient=reminder.recipient,
                 subject=subject,
-                text=f"{deadline.title} ({deadline.unit.name}), due {due_local:%H:%M on %d %b %Y}",
+                template="reminder",
                 link=link,
-                # The sweep's moment, like processed_at: stamped with the clock instead, the
-                # item would be later than the ``now`` the same sweep's digest step uses,
-                # and miss today's digest.
-                created_at=now,
+                context={
+                    "deadline": deadline,
+                    "reminder": reminder,
+                    "due_local": due_local,
+                    "is_overdue": deadline.due_at <= now,
+                },
             )
         )
-        report.digested += 1
-        return
-    if not _claim(reminder.id, "sent", "e-mailed", now):
-        return
-    queue_email(
-        kind=f"reminder_{reminder.kind}",
-        dedupe_key=f"reminder:{reminder.id}",
-        recipient=recipient,
-        subject=subject,
-        template="reminder",
-        link=link,
-        known_new=True,  # the reminder was claimed atomically just above
-        deadline=deadline,
-        reminder=reminder,
-        due_local=due_local,
-        is_overdue=deadline.due_at <= now,
-    )
-    report.sent += 1
+    if items:
+        db.session.execute(sa.insert(DigestItem.__table__), items)
+        report.digested += len(items)
+    queue_emails(emails)
+    report.sent += len(emails)
 
 
 def process_due_reminders(
     now: datetime | None = None, batch_size: int = BATCH_SIZE
 ) -> ReminderReport:
-    """Send every reminder whose time has come, in batches, each batch one transaction."""
+    """Send every reminder whose time has come, in batches, each batch one transaction.
+
+    Per batch: one SELECT, one claiming UPDATE per outcome, one dedupe SELECT and one
+    executemany INSERT for the e-mails (one for digest lines), one commit.
+    """
     now = now or utcnow()
     report = ReminderReport()
     postgres = db.session.get_bind().dialect.name == "postgresql"
@@ -142,13 +180,7 @@ def process_due_reminders(
         if not batch:
             db.session.rollback()
             return report
-        for reminder in batch:
-            reason = _skip_reason(reminder)
-            if reason is not None:
-                if _claim(reminder.id, "skipped", reason, now):
-                    report.skipped += 1
-                continue
-            _deliver(reminder, now, report)
+        _process_batch(batch, now, report)
         db.session.commit()
         if len(batch) < batch_size:
             return report
