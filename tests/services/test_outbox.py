@@ -149,3 +149,87 @@ def test_a_calendar_invitation_travels_as_a_text_calendar_attachment(make_app, s
     data = smtp_server.handler.messages[0]["data"]
     assert "Content-Type: text/calendar; method=REQUEST" in data
     assert 'filename="invite.ics"' in data or "filename=invite.ics" in data
+
+
+class SessionCountingCollector:
+    """Keeps accepted messages and counts SMTP sessions (one EHLO each)."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        self.messages += 1
+        return "250 OK"
+
+
+def counting_smtp_server():
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+
+    controller = Controller(SessionCountingCollector(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller
+
+
+def test_a_morning_queue_goes_out_in_one_run_over_one_smtp_session(make_app):
+    # 10,000 reminders fall due at 08:00: they must not leave 100 a minute over 100 minutes.
+    server = counting_smtp_server()
+    try:
+        app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+        with app.app_context():
+            from workflow_app.models.org import Person
+
+            person = Person(name="Pat", email="pat@example.nhs.uk")
+            db.session.add(person)
+            db.session.commit()
+            write_messages(person, 250)
+            assert deliver_due_messages(limit=100) == 250
+            assert deliver_due_messages(limit=100) == 0
+            statuses = db.session.scalars(sa.select(OutboxMessage.status)).all()
+    finally:
+        server.stop()
+    assert statuses == ["sent"] * 250
+    assert (server.handler.messages, server.handler.sessions) == (250, 1)
+
+
+def test_a_run_stops_taking_batches_when_its_time_is_up_and_the_next_carries_on(make_app):
+    server = counting_smtp_server()
+    try:
+        app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+        with app.app_context():
+            from workflow_app.models.org import Person
+
+            person = Person(name="Pat", email="pat@example.nhs.uk")
+            db.session.add(person)
+            db.session.commit()
+            write_messages(person, 25)
+            assert deliver_due_messages(limit=10, budget_seconds=0) == 10
+            assert deliver_due_messages(limit=10, budget_seconds=0) == 10
+            assert deliver_due_messages(limit=10) == 5
+    finally:
+        server.stop()
+    assert server.handler.messages == 25
+
+
+def test_with_the_relay_down_no_message_spends_an_attempt_and_each_says_why(make_app):
+    from tests.conftest import free_port
+
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nothing listens there
+    with app.app_context():
+        from workflow_app.models.org import Person
+
+        person = Person(name="Pat", email="pat@example.nhs.uk")
+        db.session.add(person)
+        db.session.commit()
+        write_messages(person, 3)
+        assert deliver_due_messages() == 0
+        rows = db.session.scalars(sa.select(OutboxMessage)).all()
+    assert [(r.status, r.attempts) for r in rows] == [("pending", 0)] * 3
+    assert all(r.last_error.startswith("Mail relay unreachable: ") for r in rows)
