@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.imports.conftest import csv_bytes, xlsx_bytes
-from workflow_app.imports.parse import UnreadableFile, parse_file, parse_number
+from workflow_app.imports.parse import Number, UnreadableFile, parse_file, parse_number
 
 # These tests need no database, but the autouse fixtures give them one; that is harmless.
 
@@ -162,3 +162,15 @@ def test_unknown_header_names_the_expected_headers():
 def test_unreadable_files_are_refused_clearly(name, content, words):
     with pytest.raises(UnreadableFile, match=words.replace("(", r"\(").replace(")", r"\)")):
         parse_file(content, name)
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "-0", "-0.00", "12.", "-12.50", "007", "81.5", "1" * 40, "-" + "9" * 30 + ".5"]
+)
+def test_plain_numbers_read_as_the_general_path_reads_them(text):
+    """The fast path for plain digits gives exactly what the general path gives ("- 1" and
+    "+1" take the general path to the same number)."""
+    fast = parse_number(text)
+    general = parse_number("- " + text[1:] if text.startswith("-") else "+" + text)
+    assert fast == Number(general.value, text)
+    assert str(fast.value) == str(general.value)

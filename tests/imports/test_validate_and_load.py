@@ -201,3 +201,24 @@ def test_only_the_performance_team_may_load(world, create_person):
             lead, parse_file(csv_bytes(LONG + "SURG,RTT18,2026-09,80,"), "p.csv"), only_valid=False
         )
     assert db.session.scalar(sa.select(sa.func.count(Measure.id))) == 4
+
+
+def test_load_right_after_the_check_reuses_it_but_sees_a_changed_measure(world):
+    """load_rows re-validates; with nothing changed since validate() it reuses that result
+    (decision 0035), and a measure changed in between is checked again, row by row."""
+    text = LONG + "SURG,BEDS,2026-09,7,\nSURG,RTT18,2026-09,80.5,"
+    parsed = parse_file(csv_bytes(text), "p.csv")
+    first = validate(parsed)
+    assert len(first) == 2 and parsed.all_problems == []
+    again = validate(parsed)
+    assert all(a is b for a, b in zip(again, first, strict=True))  # reused, not re-checked
+
+    rtt = db.session.scalar(
+        sa.select(Measure).where(Measure.code == "RTT18", Measure.unit_id == world["surg"].id)
+    )
+    rtt.unit_of_measure = "count"
+    db.session.flush()
+    with pytest.raises(FileHasProblems) as raised:
+        load_rows(world["analyst"], parsed, only_valid=False)
+    assert "'80.5' is not a whole number" in str(raised.value.problems[0])
+    db.session.rollback()

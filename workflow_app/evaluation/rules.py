@@ -10,9 +10,13 @@ Improvement "Making Data Count" SPC rules) and are only used when nothing is pas
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from typing import TypeVar
 
 from .model import (
     AmberRule,
@@ -78,7 +82,7 @@ _EPS = 1e-9
 
 def month_start(day: date) -> date:
     """The first of ``day``'s month."""
-    return date(day.year, day.month, 1)
+    return day if day.day == 1 and type(day) is date else date(day.year, day.month, 1)
 
 
 def _index(day: date) -> int:
@@ -96,36 +100,89 @@ def months_between(start: date, end: date) -> int:
     return _index(end) - _index(start)
 
 
+# --------------------------------------------------------------------------------------------
+# Memo: a measure's timeline, SPC chart and forecast are asked for several times while a unit
+# is evaluated (RAG, month counts, signals). The inputs are frozen, so inside
+# ``memoized()`` (evaluate_unit) each is worked out once per measure and arguments.
+# --------------------------------------------------------------------------------------------
+
+_memo: ContextVar[dict | None] = ContextVar("evaluation_memo", default=None)
+_T = TypeVar("_T")
+
+
+@contextmanager
+def memoized() -> Iterator[None]:
+    """Within the block, per-measure results are computed once (see above)."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _remember(name: str, measure: MeasureInput, args: tuple, compute: Callable[[], _T]) -> _T:
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    key = (name, id(measure), args)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is measure:  # the memo holds the measure: ids stay unique
+        return hit[1]
+    value = compute()
+    memo[key] = (measure, value)
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _month_run(start: date, count: int) -> tuple[date, ...]:
+    """``count`` consecutive months from ``start``."""
+    index = _index(start)
+    return tuple(date((index + i) // 12, (index + i) % 12 + 1, 1) for i in range(count))
+
+
 def _points(measure: MeasureInput) -> dict[date, MonthPoint]:
-    """Series by month (the last point given for a month wins)."""
-    out: dict[date, MonthPoint] = {}
-    for point in measure.series:
-        out[month_start(point.period)] = point
-    return out
+    """Series by month (the last point given for a month wins). Callers only read it."""
+
+    def compute() -> dict[date, MonthPoint]:
+        out: dict[date, MonthPoint] = {}
+        for point in measure.series:
+            out[month_start(point.period)] = point
+        return out
+
+    return _remember("points", measure, (), compute)
+
+
+def _timeline(measure: MeasureInput, upto: date) -> tuple[tuple[date, MonthPoint | None], ...]:
+    def compute() -> tuple[tuple[date, MonthPoint | None], ...]:
+        points = _points(measure)
+        with_data = [p for p, pt in points.items() if pt.actual is not None and p <= upto]
+        if not with_data:
+            return ()
+        first = min(with_data)
+        get = points.get
+        return tuple((p, get(p)) for p in _month_run(first, months_between(first, upto) + 1))
+
+    return _remember("timeline", measure, (upto,), compute)
 
 
 def timeline(measure: MeasureInput, upto: date) -> list[tuple[date, MonthPoint | None]]:
     """Every month from the first month with an actual up to ``upto`` (inclusive), with its
     point, or ``None`` for a month absent from the series. Empty when there is no data."""
-    upto = month_start(upto)
-    points = _points(measure)
-    with_data = [p for p, pt in points.items() if pt.actual is not None and p <= upto]
-    if not with_data:
-        return []
-    start = min(with_data)
-    return [
-        (add_months(start, i), points.get(add_months(start, i)))
-        for i in range(months_between(start, upto) + 1)
-    ]
+    return list(_timeline(measure, month_start(upto)))
 
 
 def _observed(measure: MeasureInput, upto: date) -> list[tuple[date, float]]:
     """(month, actual) for months up to ``upto`` that have data, oldest first."""
-    return [
-        (p, float(pt.actual))
-        for p, pt in timeline(measure, upto)
-        if pt is not None and pt.actual is not None
-    ]
+    upto = month_start(upto)
+
+    def compute() -> tuple[tuple[date, float], ...]:
+        return tuple(
+            (p, float(pt.actual))
+            for p, pt in _timeline(measure, upto)
+            if pt is not None and pt.actual is not None
+        )
+
+    return list(_remember("observed", measure, (upto,), compute))
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,8 +230,9 @@ def rag(
     if point.actual is None:
         return None
     value = float(point.actual)
-    if meets_target(measure, value):
-        return "green"
+    target = measure.target
+    if value >= target if measure.direction == "higher_is_better" else value <= target:
+        return "green"  # meets_target, inline: rag runs for every measure-month
     on_trajectory = bool(meets_trajectory(measure, point))
     in_tolerance = within_tolerance(measure, value)
     if amber_rule == "trajectory":
@@ -278,11 +336,13 @@ def month_count(
     missing: list[date] = []
     under: list[date] = []
     met = 0
+    target, higher = measure.target, measure.higher_is_better
     for period, point in months:
         if point is None or point.actual is None:
             missing.append(period)
             continue
-        if meets_target(measure, float(point.actual)):
+        value = float(point.actual)
+        if value >= target if higher else value <= target:  # meets_target, inline
             under = []
             met += 1
         else:
@@ -426,6 +486,11 @@ def spc(
         if not months:
             return None
         upto = max(months)
+    upto = month_start(upto)
+    return _remember("spc", measure, (upto, rules), lambda: _spc(measure, upto, rules))
+
+
+def _spc(measure: MeasureInput, upto: date, rules: SpcRules) -> SpcResult | None:
     data = _observed(measure, upto)
     if len(data) < rules.min_points:
         return None
@@ -439,69 +504,65 @@ def spc(
     sigma = mr_bar / rules.sigma_divisor
     signals: list[SpcSignal] = []
 
+    n = len(values)
+    # Runs are scanned as [start, end) index ranges; each rule as Making Data Count states it.
+
     # 1. A point beyond the process limits.
-    for period, value in data:
-        if mr_bar > 0 and (value > ucl or value < lcl):
-            high = value > ucl
-            signals.append(
-                SpcSignal(
-                    "beyond_limits", (period,), _kind(measure, high), "high" if high else "low"
-                )  # type: ignore[arg-type]
-            )
+    if mr_bar > 0:
+        for period, value in data:
+            if value > ucl or value < lcl:
+                high = value > ucl
+                signals.append(
+                    SpcSignal(
+                        "beyond_limits", (period,), _kind(measure, high), "high" if high else "low"
+                    )  # type: ignore[arg-type]
+                )
 
     # 2. A shift: a run of shift_length or more on one side of the mean.
-    def runs(test) -> list[list[int]]:
-        found, current = [], []
-        for i, value in enumerate(values):
-            if test(value):
-                current.append(i)
-            else:
-                if current:
-                    found.append(current)
-                current = []
-        if current:
-            found.append(current)
-        return found
-
     for high in (True, False):
-        for run in runs(lambda v, h=high: v > mean if h else v < mean):
-            if len(run) >= rules.shift_length:
+        length = 0
+        for i in range(n + 1):
+            if i < n and (values[i] > mean if high else values[i] < mean):
+                length += 1
+                continue
+            if length >= rules.shift_length and length:
                 signals.append(
                     SpcSignal(
                         "shift",
-                        tuple(periods[i] for i in run),
+                        tuple(periods[i - length : i]),
                         _kind(measure, high),  # type: ignore[arg-type]
                         "high" if high else "low",
                     )
                 )
+            length = 0
 
     # 3. A trend: trend_length or more points each higher (lower) than the one before.
     for rising in (True, False):
-        run = [0]
-        for i in range(1, len(values) + 1):
-            if i < len(values) and (
-                values[i] > values[i - 1] if rising else values[i] < values[i - 1]
-            ):
-                run.append(i)
+        first = 0
+        for i in range(1, n + 1):
+            if i < n and (values[i] > values[i - 1] if rising else values[i] < values[i - 1]):
                 continue
-            if len(run) >= rules.trend_length:
+            if i - first >= rules.trend_length:
                 signals.append(
                     SpcSignal(
                         "trend",
-                        tuple(periods[j] for j in run),
+                        tuple(periods[first:i]),
                         _kind(measure, rising),  # type: ignore[arg-type]
                         "rising" if rising else "falling",
                     )
                 )
-            run = [i]
+            first = i
 
     # 4. Two of three consecutive points beyond 2 sigma on the same side (overlapping
     #    windows merged into one signal).
     if sigma > 0:
+        upper, lower = mean + 2 * sigma, mean - 2 * sigma
         for high in (True, False):
-            near = [(v > mean + 2 * sigma) if high else (v < mean - 2 * sigma) for v in values]
+            near = [(v > upper) if high else (v < lower) for v in values]
+            if sum(near) < 2:
+                continue  # no window can hold two
             flagged: list[set[int]] = []
-            for start in range(len(values) - 2):
+            for start in range(n - 2):
                 window = [i for i in range(start, start + 3) if near[i]]
                 if len(window) >= 2:
                     if flagged and min(window) <= max(flagged[-1]) + 2:
@@ -561,6 +622,17 @@ def forecast(
     month misses it. ``None`` with fewer than ``min_points`` months of data.
     """
     upto = month_start(upto)
+    return _remember(
+        "forecast",
+        measure,
+        (upto, horizon, window, min_points),
+        lambda: _forecast(measure, upto, horizon, window, min_points),
+    )
+
+
+def _forecast(
+    measure: MeasureInput, upto: date, horizon: int, window: int, min_points: int
+) -> Forecast | None:
     data = _observed(measure, upto)[-window:]
     if len(data) < min_points:
         return None

@@ -162,6 +162,7 @@ from .rules import (
     finance_signals,
     forecast,
     improvement_since,
+    memoized,
     month_count,
     month_start,
     months_between,
@@ -169,6 +170,7 @@ from .rules import (
     spc,
     timeline,
 )
+from .rules import _points as rules_points
 from .text import (
     join_words,
     money,
@@ -250,7 +252,7 @@ def _ym(period: date) -> str:
 
 
 def _points(measure: MeasureInput) -> dict[date, MonthPoint]:
-    return {month_start(p.period): p for p in measure.series}
+    return rules_points(measure)  # remembered per measure while a unit is evaluated
 
 
 def _bar(measure: MeasureInput, point: MonthPoint) -> tuple[float, str]:
@@ -1154,7 +1156,13 @@ def evaluate_unit(
     proposals (escalation / de-escalation drafts with evidence and fingerprint) and warnings.
     ``amber_rule`` overrides the default amber test (:data:`rules.DEFAULT_AMBER_RULE`).
     """
-    period = month_start(period)
+    with memoized():
+        return _evaluate_unit(unit, month_start(period), framework, amber_rule)
+
+
+def _evaluate_unit(
+    unit: UnitInput, period: date, framework: Framework, amber_rule: AmberRule | None
+) -> UnitEvaluation:
     ctx = _Ctx(unit, period, framework, amber_rule or DEFAULT_AMBER_RULE)
     if unit.framework and unit.framework != framework.name:
         ctx.warnings.append(

@@ -78,15 +78,6 @@ def _q(value: Decimal | None, places: Decimal) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(places)
 
 
-def _latest(rows: Iterable, key: Callable) -> dict:
-    latest: dict = {}
-    for row in rows:
-        k = key(row)
-        if k not in latest or row.revision > latest[k].revision:
-            latest[k] = row
-    return latest
-
-
 def load_rows(
     actor: Person,
     parsed: ParsedFile,
@@ -120,7 +111,7 @@ def load_rows(
         loader.load(row)
         if progress is not None:
             progress(1)
-    db.session.flush()
+    loader.write()
 
     details = {
         "filename": parsed.filename,
@@ -157,34 +148,55 @@ def load_rows(
     return result
 
 
+class _Current:
+    """The current (highest-revision) value of an actual or finance position: what a new
+    value is compared with, and the revision it would follow."""
+
+    __slots__ = ("revision", "values")
+
+    def __init__(self, revision: int, values: tuple):
+        self.revision = revision
+        self.values = values
+
+
 class _Loader:
+    """Works out every value's outcome in Python, then writes the new rows with a few
+    executemany INSERTs (SQLAlchemy Core): one ORM object and flush per value was most of
+    the time of a large file. Existing trajectory values are still changed through the ORM,
+    so objects already in the session stay in step."""
+
     def __init__(self, actor: Person, source: str, result: LoadResult):
         self.actor = actor
         self.source = source[:200]
         self.result = result
         self.now = utcnow()
-        self.actuals: dict[tuple[int, date], MonthlyActual] = {}
-        self.trajectories: dict[tuple[int, date], TrajectoryValue] = {}
-        self.finance: dict[tuple[int, date], FinancePosition] = {}
+        self.actuals: dict[tuple[int, date], _Current] = {}
+        self.trajectories: dict[tuple[int, date], TrajectoryValue | Decimal] = {}
+        self.finance: dict[tuple[int, date], _Current] = {}
         self.codes: dict[int, str] = {}
         self.revisions: list[dict[str, Any]] = []
         self.trajectory_changes: list[dict[str, Any]] = []
+        self.new_actuals: list[dict[str, Any]] = []
+        self.new_trajectories: list[dict[str, Any]] = []
+        self.new_finance: list[dict[str, Any]] = []
 
     def prefetch(self, rows: list[Resolved]) -> None:
         periods = sorted({r.period for r in rows})
         measure_ids = {r.measure_id for r in rows if r.measure_id is not None}
         unit_ids = {r.unit_id for r in rows if r.row.kind == FINANCE}
+        actual = MonthlyActual.__table__.c
+        position = FinancePosition.__table__.c
         for ids in _chunks(measure_ids):
-            self.actuals.update(
-                _latest(
-                    db.session.scalars(
-                        sa.select(MonthlyActual).where(
-                            MonthlyActual.measure_id.in_(ids), MonthlyActual.period.in_(periods)
-                        )
-                    ),
-                    lambda a: (a.measure_id, a.period),
+            for measure_id, period, revision, value in db.session.execute(
+                sa.select(actual.measure_id, actual.period, actual.revision, actual.value).where(
+                    actual.measure_id.in_(ids), actual.period.in_(periods)
                 )
-            )
+            ).all():
+                known = self.actuals.get((measure_id, period))
+                if known is None or revision > known.revision:
+                    self.actuals[(measure_id, period)] = _Current(
+                        revision, (_q(value, VALUE_PLACES),)
+                    )
             for value in db.session.scalars(
                 sa.select(TrajectoryValue).where(
                     TrajectoryValue.measure_id.in_(ids), TrajectoryValue.period.in_(periods)
@@ -197,16 +209,37 @@ class _Loader:
                 .all()
             )
         for ids in _chunks(unit_ids):
-            self.finance.update(
-                _latest(
-                    db.session.scalars(
-                        sa.select(FinancePosition).where(
-                            FinancePosition.unit_id.in_(ids), FinancePosition.period.in_(periods)
-                        )
-                    ),
-                    lambda f: (f.unit_id, f.period),
-                )
-            )
+            for row in db.session.execute(
+                sa.select(
+                    position.unit_id,
+                    position.period,
+                    position.revision,
+                    position.ytd_variance,
+                    position.forecast_variance,
+                    position.budget,
+                ).where(position.unit_id.in_(ids), position.period.in_(periods))
+            ):
+                known = self.finance.get((row.unit_id, row.period))
+                if known is None or row.revision > known.revision:
+                    self.finance[(row.unit_id, row.period)] = _Current(
+                        row.revision,
+                        (
+                            _q(row.ytd_variance, MONEY_PLACES),
+                            _q(row.forecast_variance, MONEY_PLACES),
+                            _q(row.budget, MONEY_PLACES),
+                        ),
+                    )
+
+    def write(self) -> None:
+        """Insert the new rows (chunked executemany) and flush the trajectory changes."""
+        for model, rows in (
+            (MonthlyActual, self.new_actuals),
+            (TrajectoryValue, self.new_trajectories),
+            (FinancePosition, self.new_finance),
+        ):
+            for chunk in _chunks(rows, 5000):
+                db.session.execute(sa.insert(model.__table__), chunk)
+        db.session.flush()
 
     def load(self, resolved: Resolved) -> None:
         row = resolved.row
@@ -222,21 +255,22 @@ class _Loader:
         key = (resolved.measure_id, resolved.period)
         value = _q(number.value, VALUE_PLACES)
         current = self.actuals.get(key)
-        if current is not None and _q(current.value, VALUE_PLACES) == value:
+        if current is not None and current.values[0] == value:
             self.result.unchanged += 1
             return
         revision = 1 if current is None else current.revision + 1
-        actual = MonthlyActual(
-            measure_id=resolved.measure_id,
-            period=resolved.period,
-            value=value,
-            revision=revision,
-            recorded_by_id=self.actor.id,
-            recorded_at=self.now,
-            source=self.source,
+        self.new_actuals.append(
+            {
+                "measure_id": resolved.measure_id,
+                "period": resolved.period,
+                "value": value,
+                "revision": revision,
+                "recorded_by_id": self.actor.id,
+                "recorded_at": self.now,
+                "source": self.source,
+            }
         )
-        db.session.add(actual)
-        self.actuals[key] = actual
+        self.actuals[key] = _Current(revision, (value,))
         self.result.changed.add((resolved.unit_id, resolved.period))
         if current is None:
             self.result.created += 1
@@ -247,7 +281,7 @@ class _Loader:
                     "measure": self.codes.get(resolved.measure_id),
                     "month": f"{resolved.period:%Y-%m}",
                     "revision": revision,
-                    "from": str(_q(current.value, VALUE_PLACES)),
+                    "from": str(current.values[0]),
                     "to": str(value),
                 }
             )
@@ -257,25 +291,33 @@ class _Loader:
         value = _q(number.value, VALUE_PLACES)
         current = self.trajectories.get(key)
         if current is None:
-            current = TrajectoryValue(
-                measure_id=resolved.measure_id, period=resolved.period, value=value
+            # New: inserted in bulk by write(); later rows compare with the value alone.
+            self.new_trajectories.append(
+                {"measure_id": resolved.measure_id, "period": resolved.period, "value": value}
             )
-            db.session.add(current)
-            self.trajectories[key] = current
+            self.trajectories[key] = value
             self.result.created += 1
-        elif _q(current.value, VALUE_PLACES) == value:
-            self.result.unchanged += 1
-            return
         else:
+            old = _q(current if isinstance(current, Decimal) else current.value, VALUE_PLACES)
+            if old == value:
+                self.result.unchanged += 1
+                return
             self.trajectory_changes.append(
                 {
                     "measure": self.codes.get(resolved.measure_id),
                     "month": f"{resolved.period:%Y-%m}",
-                    "from": str(_q(current.value, VALUE_PLACES)),
+                    "from": str(old),
                     "to": str(value),
                 }
             )
-            current.value = value
+            if isinstance(current, Decimal):  # created earlier in this file, not yet written
+                for pending in reversed(self.new_trajectories):
+                    if (pending["measure_id"], pending["period"]) == key:
+                        pending["value"] = value
+                        break
+                self.trajectories[key] = value
+            else:
+                current.value = value
             self.result.revised += 1
         self.result.changed.add((resolved.unit_id, resolved.period))
 
@@ -289,27 +331,24 @@ class _Loader:
         if row.budget is not None:
             budget = _q(row.budget.value, MONEY_PLACES)
         else:
-            budget = _q(current.budget, MONEY_PLACES) if current is not None else None
-        if current is not None and (
-            _q(current.ytd_variance, MONEY_PLACES),
-            _q(current.forecast_variance, MONEY_PLACES),
-            _q(current.budget, MONEY_PLACES),
-        ) == (ytd, forecast, budget):
+            budget = current.values[2] if current is not None else None
+        if current is not None and current.values == (ytd, forecast, budget):
             self.result.unchanged += 1
             return
         revision = 1 if current is None else current.revision + 1
-        position = FinancePosition(
-            unit_id=resolved.unit_id,
-            period=resolved.period,
-            budget=budget,
-            ytd_variance=ytd,
-            forecast_variance=forecast,
-            revision=revision,
-            recorded_by_id=self.actor.id,
-            recorded_at=self.now,
+        self.new_finance.append(
+            {
+                "unit_id": resolved.unit_id,
+                "period": resolved.period,
+                "budget": budget,
+                "ytd_variance": ytd,
+                "forecast_variance": forecast,
+                "revision": revision,
+                "recorded_by_id": self.actor.id,
+                "recorded_at": self.now,
+            }
         )
-        db.session.add(position)
-        self.finance[key] = position
+        self.finance[key] = _Current(revision, (ytd, forecast, budget))
         self.result.changed.add(key)
         if current is None:
             self.result.created += 1
@@ -320,10 +359,7 @@ class _Loader:
                     "unit": row.unit_code,
                     "month": f"{resolved.period:%Y-%m}",
                     "revision": revision,
-                    "from": [
-                        str(_q(current.ytd_variance, MONEY_PLACES)),
-                        str(_q(current.forecast_variance, MONEY_PLACES)),
-                    ],
+                    "from": [str(current.values[0]), str(current.values[1])],
                     "to": [str(ytd), str(forecast)],
                 }
             )

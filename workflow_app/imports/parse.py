@@ -196,6 +196,9 @@ class ParsedFile:
     layouts: dict[str, str]
     rows: list[ParsedRow]
     problems: list[Problem]  # file-level problems (header, unreadable sheet, too many rows)
+    # validate()'s last result with what it depended on, so a second check of an unchanged
+    # file against unchanged units and measures costs one query instead of every row again.
+    checked: Any = field(default=None, repr=False, compare=False)
 
     @property
     def layout(self) -> str:
@@ -262,6 +265,8 @@ def parse_month(value: Any) -> date | None:
 
 
 NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# The usual cell: digits with an optional minus sign and decimal point, nothing else.
+PLAIN_NUMBER_RE = re.compile(r"(-?)(\d+(?:\.\d*)?)")
 
 
 def parse_number(value: Any, number_format: str | None = None) -> Number | None:
@@ -287,6 +292,10 @@ def parse_number(value: Any, number_format: str | None = None) -> Number | None:
     text = str(value).strip()
     if not text:
         return None
+    plain = PLAIN_NUMBER_RE.fullmatch(text)
+    if plain is not None:  # the general path below gives the same result, more slowly
+        number = Decimal(plain.group(2))
+        return Number(-number if plain.group(1) else number, text)
     body = text.replace("\u00a0", "").replace(" ", "")
     negative = False
     if body.startswith("(") and body.endswith(")"):
@@ -384,9 +393,13 @@ def _read_csv(content: bytes) -> list[Sheet]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
     def rows() -> Iterator[tuple[int, list[Any], list[str | None]]]:
+        no_formats: dict[int, list[None]] = {}  # CSV cells have no number format
         try:
             for number, record in enumerate(reader, start=1):
-                yield number, list(record), [None] * len(record)
+                formats = no_formats.get(len(record))
+                if formats is None:
+                    formats = no_formats[len(record)] = [None] * len(record)
+                yield number, record, formats
         except csv.Error as error:
             raise UnreadableFile(f"This CSV file could not be read: {error}") from None
 
@@ -447,7 +460,10 @@ def _check_unpacked_size(content: bytes) -> None:
 
 
 def _blank(values: list[Any]) -> bool:
-    return all(cell_text(v) == "" for v in values)
+    try:  # a CSV row: all text, blank when nothing but spaces
+        return not "".join(values).strip()
+    except TypeError:
+        return all(cell_text(v) == "" for v in values)
 
 
 def detect_layout(header: list[Any]) -> tuple[str, str] | None:
@@ -581,17 +597,33 @@ def _parse_sheet(
         position = index.get(name)
         return formats[position] if position is not None and position < len(formats) else None
 
+    # Every row's field -> column header map is the same (rows only read it); one per sheet.
+    columns = {name: labels[pos] for name, pos in index.items()}
+    number_fields = [
+        (name, index.get(name))
+        for name in (
+            ("actual", "trajectory")
+            if kind == PERFORMANCE
+            else ("ytd_variance", "forecast_variance", "budget")
+        )
+    ]
+    months: dict[str, tuple[str, date | None]] = {}  # month cell text -> (text, month)
     for number, values, formats in iterator:
         if _blank(values):
             continue
         if len(rows) > MAX_ROWS:
             return
         unit_code = cell_text(get(values, "unit_code"))
-        columns = {name: labels[pos] for name, pos in index.items()}
         if layout == "wide":
             _wide_rows(sheet, number, values, formats, unit_code, columns, get, month_columns, rows)
             continue
         month_raw = get(values, "month")
+        if isinstance(month_raw, str):
+            month = months.get(month_raw)
+            if month is None:
+                month = months[month_raw] = (cell_text(month_raw), parse_month(month_raw))
+        else:
+            month = (cell_text(month_raw), parse_month(month_raw))
         row = ParsedRow(
             row_number=number,
             sheet=sheet.name,
@@ -599,18 +631,15 @@ def _parse_sheet(
             layout=layout,
             unit_code=unit_code,
             measure_code=cell_text(get(values, "measure_code")) if kind == PERFORMANCE else "",
-            month_text=cell_text(month_raw),
-            month=parse_month(month_raw),
+            month_text=month[0],
+            month=month[1],
             columns=columns,
         )
         _check_identity(row, month_raw)
-        fields = (
-            ("actual", "trajectory")
-            if kind == PERFORMANCE
-            else ("ytd_variance", "forecast_variance", "budget")
-        )
-        for name in fields:
-            raw = get(values, name)
+        for name, position in number_fields:
+            raw = values[position] if position is not None and position < len(values) else None
+            if raw is None or (raw.__class__ is str and not raw.strip()):
+                continue  # blank: no value (what parse_number says, without the call)
             try:
                 setattr(row, name, parse_number(raw, fmt(formats, name)))
             except ValueError:

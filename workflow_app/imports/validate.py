@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,6 +25,11 @@ MONEY_PLACES = Decimal(1).scaleb(-MONEY.scale)
 VALUE_LIMIT = Decimal(10) ** (VALUE.precision - VALUE.scale)
 MONEY_LIMIT = Decimal(10) ** (MONEY.precision - MONEY.scale)
 NOT_NEGATIVE = {"count", "days", "weeks", "minutes"}
+
+
+# What validation reads of a unit and of a measure (plain rows, not ORM objects).
+_UnitRow = Any
+_MeasureRow = Any
 
 
 @dataclass
@@ -57,36 +63,61 @@ def validate(
     Problems are added to each row's ``problems`` (so ``parsed.all_problems`` lists them
     all). Nothing is written. Calling it again first clears the database problems found
     before, so a file can be re-checked at load time.
+
+    The result depends only on the rows, the first open month and the units and measures
+    the rows name. A second call on the same ``parsed`` that finds all of those unchanged
+    (e.g. ``load_rows`` right after the preview's check) reuses the first result instead of
+    checking every row again.
     """
     open_month = first_open_month(today)
     codes = {r.unit_code.upper() for r in parsed.rows if r.unit_code}
     units = {
         u.code.upper(): u
-        for u in db.session.scalars(sa.select(Unit).where(sa.func.upper(Unit.code).in_(codes)))
+        for u in db.session.execute(
+            sa.select(Unit.id, Unit.code).where(sa.func.upper(Unit.code).in_(codes))
+        )
     }
     unit_ids = [u.id for u in units.values()]
-    measures: dict[tuple[int, str], Measure] = {
+    measures: dict[tuple[int, str], _MeasureRow] = {
         (m.unit_id, m.code.upper()): m
-        for m in db.session.scalars(sa.select(Measure).where(Measure.unit_id.in_(unit_ids)))
+        for m in db.session.execute(
+            sa.select(Measure.id, Measure.unit_id, Measure.code, Measure.unit_of_measure).where(
+                Measure.unit_id.in_(unit_ids)
+            )
+        )
     }
+    key = (
+        id(parsed.rows),
+        len(parsed.rows),
+        len(parsed.problems),
+        open_month,
+        tuple(sorted(units.items())),
+        tuple(sorted((k, tuple(m)) for k, m in measures.items())),
+    )
+    if parsed.checked is not None and parsed.checked[0] == key:
+        if progress is not None:
+            progress(len(parsed.rows))
+        return list(parsed.checked[1])
+    parsed.checked = None
     seen: dict[tuple, int] = {}
     resolved: list[Resolved] = []
     for count, row in enumerate(parsed.rows, start=1):
-        row.problems = [p for p in row.problems if not p.from_database]
+        if row.problems:
+            row.problems = [p for p in row.problems if not p.from_database]
         found = _check_row(row, units, measures, open_month)
-        key = _duplicate_key(row)
-        if key is not None:
-            if key in seen:
+        key_row = _duplicate_key(row)
+        if key_row is not None:
+            if key_row in seen:
                 _db_problem(
                     row,
                     "unit_code",
-                    f"This row repeats row {seen[key]} (same "
+                    f"This row repeats row {seen[key_row]} (same "
                     + ("unit and month" if row.kind == FINANCE else "unit, measure and month")
                     + "). Keep one of the two rows and delete the other.",
                     row.unit_code,
                 )
             else:
-                seen[key] = row.row_number
+                seen[key_row] = row.row_number
         if found is not None and not row.problems:
             resolved.append(found)
         if progress is not None and count % 500 == 0:
@@ -95,6 +126,7 @@ def validate(
         progress(len(parsed.rows) % 500)
     if parsed.problems:
         return []
+    parsed.checked = (key, tuple(resolved))
     return resolved
 
 
@@ -111,8 +143,8 @@ def _db_problem(row: ParsedRow, field_name: str | None, message: str, value: str
 
 def _check_row(
     row: ParsedRow,
-    units: dict[str, Unit],
-    measures: dict[tuple[int, str], Measure],
+    units: dict[str, _UnitRow],
+    measures: dict[tuple[int, str], _MeasureRow],
     open_month: date,
 ) -> Resolved | None:
     unit = units.get(row.unit_code.upper()) if row.unit_code else None
@@ -146,11 +178,17 @@ def _check_row(
             f"{_month_after(row.month):1 %B %Y}.",
             row.month_text,
         )
-    for name, number in row.numbers().items():
-        if row.kind == FINANCE:
-            _check_money(row, name, number)
-        elif measure is not None:
-            _check_value(row, name, number, measure)
+    if row.kind == FINANCE:
+        for name in ("ytd_variance", "forecast_variance", "budget"):
+            number = getattr(row, name)
+            if number is not None:
+                _check_money(row, name, number)
+    elif measure is not None:
+        # The same fields, in the same order, as ParsedRow.numbers() gives for such a row.
+        for name in ("actual", "trajectory"):
+            number = getattr(row, name)
+            if number is not None:
+                _check_value(row, name, number, measure)
     if unit is None or row.month is None or (row.kind != FINANCE and measure is None):
         return None
     return Resolved(row, unit.id, measure.id if measure is not None else None, row.month)
@@ -176,17 +214,26 @@ def _check_money(row: ParsedRow, name: str, number: Number) -> None:
         )
 
 
-def _check_value(row: ParsedRow, name: str, number: Number, measure: Measure) -> None:
+def _what(measure: _MeasureRow) -> str:
     uom = measure.unit_of_measure
     label = UNITS_OF_MEASURE.get(uom, uom)
-    what = (
+    return (
         f"{measure.code} is measured in {label}" if uom != "count" else f"{measure.code} is a count"
     )
+
+
+def _check_value(row: ParsedRow, name: str, number: Number, measure: _MeasureRow) -> None:
+    uom = measure.unit_of_measure
     value = number.value
     if number.percent and uom != "percent":
-        message = f"'{number.text}' is a percentage, but {what}. Enter the value without %"
+        message = (
+            f"'{number.text}' is a percentage, but {_what(measure)}. Enter the value without %"
+        )
     elif number.pounds and uom != "gbp":
-        message = f"'{number.text}' is an amount in pounds, but {what}. Enter the value without £"
+        message = (
+            f"'{number.text}' is an amount in pounds, but {_what(measure)}. "
+            "Enter the value without £"
+        )
     elif abs(value) >= VALUE_LIMIT:
         message = f"'{number.text}' is too large for {measure.code}. Check the value"
     elif uom == "percent" and not 0 <= value <= 100:
@@ -195,9 +242,11 @@ def _check_value(row: ParsedRow, name: str, number: Number, measure: Measure) ->
             "Enter a percentage between 0 and 100, e.g. 81.5"
         )
     elif uom in NOT_NEGATIVE and value < 0:
-        message = f"'{number.text}' is negative, but {what}. Enter 0 or more"
+        message = f"'{number.text}' is negative, but {_what(measure)}. Enter 0 or more"
     elif uom == "count" and value != value.to_integral_value():
-        message = f"'{number.text}' is not a whole number, but {what}. Enter a whole number"
+        message = (
+            f"'{number.text}' is not a whole number, but {_what(measure)}. Enter a whole number"
+        )
     elif value != value.quantize(VALUE_PLACES):
         message = f"'{number.text}' has more than 4 decimal places. Round it to 4 places"
     else:

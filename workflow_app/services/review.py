@@ -10,7 +10,11 @@ a new, linked one, and a decided proposal whose evidence changed is flagged to i
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -36,6 +40,13 @@ from workflow_app.services.audit import record_event
 
 # How many months of history the evaluation sees (SPC needs a baseline).
 HISTORY_MONTHS = 24
+
+#: The inputs run_review read, by (unit id, month), while it runs earned autonomy: valid
+#: because nothing the review writes is read into them, except a per-measure case it opens
+#: (a new level), so a unit that had one opened is left out.
+_review_inputs: ContextVar[dict[tuple[int, date], UnitInput] | None] = ContextVar(
+    "review_inputs", default=None
+)
 
 
 @dataclass
@@ -88,94 +99,229 @@ def latest_actuals(measure_ids: list[int], start: date, end: date) -> dict[tuple
 
 
 def unit_input(unit: Unit, period: date) -> UnitInput:
-    """Everything the evaluation needs to know about ``unit`` up to ``period``."""
+    """Everything the evaluation needs to know about ``unit`` up to ``period``.
+
+    Inside :func:`run_review` the inputs it has just read are reused (earned autonomy reads
+    them again for every unit); elsewhere they are read from the database.
+    """
+    reused = _review_inputs.get()
+    if reused is not None and (unit.id, period) in reused:
+        return reused[(unit.id, period)]
+    return unit_inputs([unit], period)[unit.id]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a review loads and evaluates.
+
+    A month's review of 100 units x 50 measures makes a few hundred thousand short-lived,
+    acyclic objects (rows, points, results); each burst of allocations set off collections
+    that scanned the whole heap, about 40 % of the review's time. Reference counting still
+    frees those objects at once; the collector is enabled again afterwards (if it was on)
+    and collects anything cyclic then.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def unit_inputs(units: list[Unit], period: date) -> dict[int, UnitInput]:
+    """:func:`unit_input` for many units at once, by unit id: the same inputs, read with a
+    handful of set-based queries (measures, the 24-month window of actuals and trajectories,
+    finance, concerns, cases, which units have plans) instead of several per unit.
+
+    Orders are the ones :func:`unit_input` gives: measures by code, finance by month,
+    concerns and cases by id (``unit_input`` leaves those two to the database).
+    """
+    if not units:
+        return {}
     start = _months_back(period, HISTORY_MONTHS - 1)
     months = [_months_back(period, n) for n in range(HISTORY_MONTHS - 1, -1, -1)]
-    measures = db.session.scalars(
-        sa.select(Measure)
-        .where(Measure.unit_id == unit.id, Measure.is_active.is_(True))
-        .order_by(Measure.code)
+    ids = [u.id for u in units]
+    out: dict[int, UnitInput] = {}
+    for chunk in _chunked(ids):
+        out.update(_unit_inputs(chunk, {u.id: u for u in units}, start, period, months))
+    return out
+
+
+def _chunked(ids: list[int], size: int = 500):
+    for first in range(0, len(ids), size):
+        yield ids[first : first + size]
+
+
+def _unit_inputs(
+    ids: list[int], by_id: dict[int, Unit], start: date, period: date, months: list[date]
+) -> dict[int, UnitInput]:
+    from workflow_app.models.org import Domain
+    from workflow_app.models.plans import RecoveryPlan
+    from workflow_app.services.plan_delivery import COUNTED_STATUSES, plans_for_review
+
+    measure = Measure.__table__.c
+    measures = db.session.execute(
+        sa.select(
+            measure.id,
+            measure.unit_id,
+            measure.code,
+            measure.name,
+            Domain.code.label("domain"),
+            measure.kind,
+            measure.target,
+            measure.direction,
+            measure.tolerance,
+            measure.unit_of_measure,
+        )
+        .join(Domain, Domain.id == measure.domain_id)
+        .where(measure.unit_id.in_(ids), measure.is_active.is_(True))
+        .order_by(measure.unit_id, measure.code)
     ).all()
-    ids = [m.id for m in measures]
-    actuals = latest_actuals(ids, start, period)
-    trajectories = (
-        {
-            (t.measure_id, t.period): float(t.value)
-            for t in db.session.scalars(
-                sa.select(TrajectoryValue).where(
-                    TrajectoryValue.measure_id.in_(ids),
-                    TrajectoryValue.period.between(start, period),
-                )
+    in_window = sa.and_(
+        Measure.__table__.c.unit_id.in_(ids), Measure.__table__.c.is_active.is_(True)
+    )
+    # Each measure's values as a list with one slot per month of the window (a month not
+    # in the list, e.g. not the first of a month, is never looked up, as before).
+    slot = {p: i for i, p in enumerate(months)}
+    # Every revision in the window; the highest one of each measure-month wins.
+    actual = MonthlyActual.__table__.c
+    actuals: dict[int, list[float | None]] = {}
+    revisions: dict[int, list[int]] = {}
+    for measure_id, month, revision, value in db.session.execute(
+        sa.select(actual.measure_id, actual.period, actual.revision, actual.value)
+        .join(Measure.__table__, measure.id == actual.measure_id)
+        .where(in_window, actual.period.between(start, period))
+    ).all():  # all() fetches in one call; iterating the result fetches row by row
+        i = slot.get(month)
+        if i is None:
+            continue
+        if measure_id not in actuals:
+            actuals[measure_id] = [None] * len(months)
+            revisions[measure_id] = [0] * len(months)
+        if revision > revisions[measure_id][i]:
+            revisions[measure_id][i] = revision
+            actuals[measure_id][i] = float(value)
+    trajectory = TrajectoryValue.__table__.c
+    trajectories: dict[int, list[float | None]] = {}
+    for measure_id, month, value in db.session.execute(
+        sa.select(trajectory.measure_id, trajectory.period, trajectory.value)
+        .join(Measure.__table__, measure.id == trajectory.measure_id)
+        .where(in_window, trajectory.period.between(start, period))
+    ).all():
+        i = slot.get(month)
+        if i is not None:
+            trajectories.setdefault(measure_id, [None] * len(months))[i] = float(value)
+    finance: dict[int, dict[date, tuple[int, FinancePoint]]] = {}
+    position = FinancePosition.__table__.c
+    for unit_id, month, revision, ytd, forecast in db.session.execute(
+        sa.select(
+            position.unit_id,
+            position.period,
+            position.revision,
+            position.ytd_variance,
+            position.forecast_variance,
+        ).where(position.unit_id.in_(ids), position.period.between(start, period))
+    ):
+        known = finance.setdefault(unit_id, {}).get(month)
+        if known is None or revision >= known[0]:
+            finance[unit_id][month] = (revision, FinancePoint(month, float(ytd), float(forecast)))
+    concerns: dict[int, list[ConcernInput]] = {}
+    for concern, domain in db.session.execute(
+        sa.select(Concern, Domain.code)
+        .join(Domain, Domain.id == Concern.domain_id)
+        .where(Concern.unit_id.in_(ids))
+        .order_by(Concern.id)
+    ).tuples():
+        concerns.setdefault(concern.unit_id, []).append(
+            ConcernInput(
+                kind=concern.kind,
+                severity=concern.severity,
+                domain=domain,
+                summary=concern.summary,
+                occurred_on=concern.occurred_on or concern.recorded_at.date(),
             )
-        }
-        if ids
-        else {}
-    )
-    # The unit's plans; a plan's planned values are its measures' trajectory for those months.
-    from workflow_app.services.plan_delivery import plans_for_review
-
-    plans, planned = plans_for_review(unit, start, period)
-    trajectories.update(planned)
-    measure_inputs = tuple(
-        MeasureInput(
-            code=m.code,
-            name=m.name,
-            domain=m.domain.code,
-            kind=m.kind,
-            target=float(m.target),
-            direction=m.direction,
-            tolerance=float(m.tolerance) if m.tolerance is not None else None,
-            unit_of_measure=m.unit_of_measure,
-            series=tuple(
-                MonthPoint(p, actuals.get((m.id, p)), trajectories.get((m.id, p))) for p in months
-            ),
         )
-        for m in measures
-    )
-    finance_rows = db.session.scalars(
-        sa.select(FinancePosition)
-        .where(FinancePosition.unit_id == unit.id, FinancePosition.period.between(start, period))
-        .order_by(FinancePosition.period, FinancePosition.revision)
-    ).all()
-    latest_finance: dict[date, FinancePosition] = {}
-    for row in finance_rows:
-        latest_finance[row.period] = row  # ordered by revision: the last one wins
-    finance = tuple(
-        FinancePoint(p, float(r.ytd_variance), float(r.forecast_variance))
-        for p, r in sorted(latest_finance.items())
-    )
-    concerns = tuple(
-        ConcernInput(
-            kind=c.kind,
-            severity=c.severity,
-            domain=c.domain.code,
-            summary=c.summary,
-            occurred_on=c.occurred_on or c.recorded_at.date(),
+    case = EscalationCase.__table__.c
+    cases: dict[int, list] = {}
+    for row in db.session.execute(
+        sa.select(case.unit_id, case.framework, case.track, case.level, case.level_since)
+        .where(case.unit_id.in_(ids))
+        .order_by(case.id)
+    ):
+        if row.framework == by_id[row.unit_id].framework:
+            cases.setdefault(row.unit_id, []).append(row)
+    # Only a unit with a counted plan on one of its cases can have plans for the review.
+    with_plans = set(
+        db.session.scalars(
+            sa.select(case.unit_id)
+            .join(RecoveryPlan, RecoveryPlan.case_id == case.id)
+            .where(
+                case.unit_id.in_(ids),
+                RecoveryPlan.status.in_(COUNTED_STATUSES),
+                RecoveryPlan.approved_at.is_not(None),
+            )
+            .distinct()
         )
-        for c in db.session.scalars(sa.select(Concern).where(Concern.unit_id == unit.id))
     )
-    cases = db.session.scalars(
-        sa.select(EscalationCase).where(
-            EscalationCase.unit_id == unit.id, EscalationCase.framework == unit.framework
+    no_values = [None] * len(months)
+    by_unit: dict[int, list] = {}
+    for row in measures:
+        by_unit.setdefault(row.unit_id, []).append(row)
+    out = {}
+    for unit_id in ids:
+        unit = by_id[unit_id]
+        plans: tuple = ()
+        planned: dict[tuple[int, date], float] = {}
+        if unit_id in with_plans:
+            plans, planned = plans_for_review(unit, start, period)
+        unit_trajectories = trajectories
+        if planned:  # a plan's planned values are its measures' trajectory for those months
+            unit_trajectories = dict(trajectories)
+            for (measure_id, month), value in planned.items():
+                i = slot.get(month)
+                if i is not None:
+                    column = list(unit_trajectories.get(measure_id) or [None] * len(months))
+                    column[i] = value
+                    unit_trajectories[measure_id] = column
+        measure_inputs = tuple(
+            MeasureInput(
+                code=m.code,
+                name=m.name,
+                domain=m.domain,
+                kind=m.kind,
+                target=float(m.target),
+                direction=m.direction,
+                tolerance=float(m.tolerance) if m.tolerance is not None else None,
+                unit_of_measure=m.unit_of_measure,
+                series=tuple(
+                    map(
+                        MonthPoint,
+                        months,
+                        actuals.get(m.id, no_values),
+                        unit_trajectories.get(m.id, no_values),
+                    )
+                ),
+            )
+            for m in by_unit.get(unit_id, ())
         )
-    ).all()
-    levels = {case.track: case.level for case in cases}
-    level_since = {case.track: case.level_since.date() for case in cases}
-    return UnitInput(
-        code=unit.code,
-        name=unit.name,
-        kind=unit.kind,
-        framework=unit.framework,
-        levels=levels,
-        measures=measure_inputs,
-        finance=finance,
-        concerns=concerns,
-        plans=plans,
-        level_since=level_since,
-    )
+        unit_cases = cases.get(unit_id, [])
+        out[unit_id] = UnitInput(
+            code=unit.code,
+            name=unit.name,
+            kind=unit.kind,
+            framework=unit.framework,
+            levels={c.track: c.level for c in unit_cases},
+            measures=measure_inputs,
+            finance=tuple(point for _, (_, point) in sorted(finance.get(unit_id, {}).items())),
+            concerns=tuple(concerns.get(unit_id, ())),
+            plans=plans,
+            level_since={c.track: c.level_since.date() for c in unit_cases},
+        )
+    return out
 
 
-def _case_for(unit: Unit, track: str) -> EscalationCase:
+def _case_for(unit: Unit, track: str, opened: set[int] | None = None) -> EscalationCase:
     case = db.session.scalar(
         sa.select(EscalationCase).where(
             EscalationCase.unit_id == unit.id,
@@ -190,6 +336,8 @@ def _case_for(unit: Unit, track: str) -> EscalationCase:
         )
         db.session.add(case)
         db.session.flush()
+        if opened is not None:
+            opened.add(unit.id)
     return case
 
 
@@ -198,13 +346,25 @@ def _proposal_key(case: EscalationCase, period: date, rule_id: str, to: str, fp:
 
 
 def store_proposals(
-    unit: Unit, evaluation: UnitEvaluation, period: date, outcome: ReviewOutcome, now: datetime
+    unit: Unit,
+    evaluation: UnitEvaluation,
+    period: date,
+    outcome: ReviewOutcome,
+    now: datetime,
+    *,
+    opened: set[int] | None = None,
+    pending_units: set[int] | None = None,
 ) -> None:
-    """Turn the evaluation's drafts into pending decisions (see the module docstring)."""
+    """Turn the evaluation's drafts into pending decisions (see the module docstring).
+
+    ``opened`` collects the ids of units a new (per-measure) case was opened for.
+    ``pending_units``, when given, holds every unit that had a pending engine proposal for
+    ``period`` before the review began: another unit has none that could be stale.
+    """
     framework = get_framework(unit.framework)
     fired: set[tuple[int, str, str]] = set()
     for draft in evaluation.proposals:
-        case = _case_for(unit, draft.track)
+        case = _case_for(unit, draft.track, opened)
         fired.add((case.id, draft.rule_id, draft.to_level))
         key = _proposal_key(case, period, draft.rule_id, draft.to_level, draft.fingerprint)
         if db.session.scalar(sa.select(Decision.id).where(Decision.dedupe_key == key)):
@@ -259,6 +419,8 @@ def store_proposals(
             details={"rule": draft.rule_id, "fingerprint": draft.fingerprint},
         )
     # A pending proposal of this month whose rule no longer fires on the revised data.
+    if pending_units is not None and unit.id not in pending_units:
+        return  # only the proposals just made can be pending, and they all fired
     stale = db.session.scalars(
         sa.select(Decision)
         .join(EscalationCase, EscalationCase.id == Decision.case_id)
@@ -332,16 +494,41 @@ def run_review(
     from workflow_app.services.plan_delivery import assess_plans
 
     outcome.plans = assess_plans(period, now=now, units=units)
-    for unit in units:
-        framework = get_framework(unit.framework)
-        evaluation = evaluate_unit(unit_input(unit, period), period, framework)
-        outcome.evaluations.append(evaluation)
-        store_proposals(unit, evaluation, period, outcome, now)
-        outcome.units += 1
-    # Units at the lowest level that met every target: earned autonomy proposed (0019).
     from workflow_app.services.autonomy import propose_earned_autonomy
 
-    propose_earned_autonomy(period, units=units, now=now)
+    with _gc_paused():
+        # Every unit's inputs in a few queries (after assess_plans, which can move plans).
+        inputs = unit_inputs(units, period)
+        pending_units = set(
+            db.session.scalars(
+                sa.select(EscalationCase.unit_id)
+                .join(Decision, Decision.case_id == EscalationCase.id)
+                .where(
+                    Decision.origin == "engine",
+                    Decision.period == period,
+                    Decision.status == "pending",
+                    Decision.kind != "earned_autonomy",
+                )
+                .distinct()
+            )
+        )
+        opened: set[int] = set()
+        for unit in units:
+            framework = get_framework(unit.framework)
+            evaluation = evaluate_unit(inputs[unit.id], period, framework)
+            outcome.evaluations.append(evaluation)
+            store_proposals(
+                unit, evaluation, period, outcome, now, opened=opened, pending_units=pending_units
+            )
+            outcome.units += 1
+        # Units at the lowest level that met every target: earned autonomy proposed (0019).
+        token = _review_inputs.set(
+            {(unit_id, period): data for unit_id, data in inputs.items() if unit_id not in opened}
+        )
+        try:
+            propose_earned_autonomy(period, units=units, now=now)
+        finally:
+            _review_inputs.reset(token)
     record_event(
         "review.run",
         object_type="review",
