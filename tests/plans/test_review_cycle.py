@@ -372,16 +372,13 @@ def test_the_database_refuses_a_second_open_plan_on_a_case(world):
 
     first = start_plan(world.lead, world.case)
     db.session.commit()
-    with pytest.raises(Conflict, match="clashes with a change someone else has just saved"):
-        with transaction():
-            db.session.add(
-                RecoveryPlan(
-                    case_id=world.case.id,
-                    unit_id=world.unit.id,
-                    title="A second draft",
-                    status="draft",
-                )
+    clash = "clashes with a change someone else has just saved"
+    with pytest.raises(Conflict, match=clash), transaction():
+        db.session.add(
+            RecoveryPlan(
+                case_id=world.case.id, unit_id=world.unit.id, title="A second draft", status="draft"
             )
+        )
     plans = db.session.scalars(sa.select(RecoveryPlan)).all()
     assert [plan.id for plan in plans] == [first.id]
 
