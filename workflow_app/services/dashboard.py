@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -26,7 +27,7 @@ from workflow_app.services.decisions import (
     active_delegations,
     signing_capacity,
 )
-from workflow_app.services.register import RegisterRow
+from workflow_app.services.register import RegisterRow, RegisterSummary, level_counts
 
 #: How far ahead the home page looks for meetings.
 MEETINGS_AHEAD = timedelta(days=42)
@@ -96,13 +97,28 @@ def _frameworks_in_use() -> list[Framework]:
     return [get_framework(name) for name in names]
 
 
-def open_obligations(person: Person, *, overdue_at: datetime | None = None) -> list[Deadline]:
-    """Open or paused obligations of visible units, soonest first; with ``overdue_at``, only
-    the open ones already past due at that time."""
+# The statements below are built once per kind of viewer and reused: building a select
+# with its eager loads (and its cache key) every request cost about as much as running it
+# (bench/bench_pages.py). The person and the time are bound parameters.
+_PERSON = sa.bindparam("scope_person_id")
+_NOW = sa.bindparam("now", type_=Deadline.due_at.type)
+_MEETINGS_FROM = sa.bindparam("meetings_from", type_=Meeting.starts_at.type)
+_MEETINGS_TO = sa.bindparam("meetings_to", type_=Meeting.starts_at.type)
+
+
+def _scope(whole_organisation: bool) -> sa.ColumnElement[bool]:
+    """:func:`visible_units_filter` with the person as a bound parameter."""
+    if whole_organisation:
+        return sa.true()
+    return sa.or_(Unit.lead_id == _PERSON, Unit.budget_holder_id == _PERSON)
+
+
+@cache
+def _obligations_statement(whole_organisation: bool, overdue: bool) -> sa.Select:
     query = (
         sa.select(Deadline)
         .join(Unit, Unit.id == Deadline.unit_id)
-        .where(visible_units_filter(person), Unit.is_active.is_(True))
+        .where(_scope(whole_organisation), Unit.is_active.is_(True))
         .order_by(Deadline.due_at, Deadline.id)
         .options(
             so.contains_eager(Deadline.unit),
@@ -110,42 +126,60 @@ def open_obligations(person: Person, *, overdue_at: datetime | None = None) -> l
             so.joinedload(Deadline.owner),
         )
     )
-    if overdue_at is None:
-        query = query.where(Deadline.status.in_(("open", "paused")))
-    else:
-        query = query.where(Deadline.status == "open", Deadline.due_at < overdue_at)
-    return list(db.session.scalars(query))
+    if overdue:
+        return query.where(Deadline.status == "open", Deadline.due_at < _NOW)
+    return query.where(Deadline.status.in_(("open", "paused")))
+
+
+def open_obligations(person: Person, *, overdue_at: datetime | None = None) -> list[Deadline]:
+    """Open or paused obligations of visible units, soonest first; with ``overdue_at``, only
+    the open ones already past due at that time."""
+    statement = _obligations_statement(person.sees_whole_organisation, overdue_at is not None)
+    params = {"scope_person_id": person.id, "now": overdue_at}
+    return list(db.session.scalars(statement, params))
+
+
+@cache
+def _upcoming_statement(whole_organisation: bool) -> sa.Select:
+    return (
+        sa.select(Meeting)
+        .join(Unit, Unit.id == Meeting.unit_id)
+        .where(
+            _scope(whole_organisation),
+            Meeting.status == "scheduled",
+            Meeting.starts_at >= _MEETINGS_FROM,
+            Meeting.starts_at < _MEETINGS_TO,
+        )
+        .order_by(Meeting.starts_at, Meeting.id)
+        .options(so.contains_eager(Meeting.unit), so.joinedload(Meeting.chair))
+    )
 
 
 def upcoming_meetings(person: Person, now: datetime) -> list[Meeting]:
     """Scheduled meetings about visible units in the next six weeks, soonest first."""
-    return list(
-        db.session.scalars(
-            sa.select(Meeting)
-            .join(Unit, Unit.id == Meeting.unit_id)
-            .where(
-                visible_units_filter(person),
-                Meeting.status == "scheduled",
-                Meeting.starts_at >= now,
-                Meeting.starts_at < now + MEETINGS_AHEAD,
-            )
-            .order_by(Meeting.starts_at, Meeting.id)
-            .options(so.contains_eager(Meeting.unit), so.joinedload(Meeting.chair))
-        )
+    params = {
+        "scope_person_id": person.id,
+        "meetings_from": now,
+        "meetings_to": now + MEETINGS_AHEAD,
+    }
+    return list(db.session.scalars(_upcoming_statement(person.sees_whole_organisation), params))
+
+
+@cache
+def _to_schedule_statement(whole_organisation: bool) -> sa.Select:
+    return (
+        sa.select(Meeting)
+        .join(Unit, Unit.id == Meeting.unit_id)
+        .where(_scope(whole_organisation), Meeting.status == "requested")
+        .order_by(Meeting.hold_by.nulls_last(), Meeting.id)
+        .options(so.contains_eager(Meeting.unit))
     )
 
 
 def meetings_to_schedule(person: Person) -> list[Meeting]:
     """Requested meetings about visible units that nobody has put in the diary yet."""
-    return list(
-        db.session.scalars(
-            sa.select(Meeting)
-            .join(Unit, Unit.id == Meeting.unit_id)
-            .where(visible_units_filter(person), Meeting.status == "requested")
-            .order_by(Meeting.hold_by.nulls_last(), Meeting.id)
-            .options(so.contains_eager(Meeting.unit))
-        )
-    )
+    statement = _to_schedule_statement(person.sees_whole_organisation)
+    return list(db.session.scalars(statement, {"scope_person_id": person.id}))
 
 
 def recent_letters(person: Person, limit: int = RECENT_LETTERS) -> list[Letter]:
@@ -185,3 +219,9 @@ def units_by_level(rows: list[RegisterRow]) -> list[LevelCount]:
             counts.items(), key=lambda item: (-item[0][0], item[0][1])
         )
     ]
+
+
+def level_counts_of(summary: RegisterSummary) -> list[LevelCount]:
+    """:func:`units_by_level` from the register's read model: only the escalated cases are
+    loaded, every other unit counts at its framework's normal level."""
+    return [LevelCount(level, title, units) for _rank, level, title, units in level_counts(summary)]

@@ -108,34 +108,53 @@ def _security_headers(response):
 def _template_context() -> dict:
     items = []
     if getattr(current_user, "is_authenticated", False):
+        section = request.endpoint.split(".")[0] if request.endpoint is not None else None
+        items = [
+            {"href": href, "label": label, "active": blueprint == section}
+            for href, label, blueprint in _menu_for(current_user)
+        ]
+    return {"nav_items": items, "organisation_name": current_app.config["ORGANISATION_NAME"]}
+
+
+def _menu_for(person) -> tuple[tuple[str, str, str], ...]:
+    """The menu a person sees: (href, label, blueprint) of each entry.
+
+    It depends only on the person's roles (and where the app is mounted), so it is built
+    once per set of roles: building it (ten ``url_for`` calls and the permission checks)
+    on every page was a visible part of a page's cost (bench/bench_pages.py, 0037).
+    """
+    roles = frozenset(person.roles)
+    key = (roles, request.script_root)
+    menus = current_app.extensions.setdefault("escalate_menus", {})
+    menu = menus.get(key)
+    if menu is None:
         entries = [
             ("home.index", "Home"),
             ("units.index", "Units"),
             ("deadlines.index", "Deadlines"),
             ("meetings.index", "Meetings"),
         ]
-        if current_user.sees_whole_organisation:
+        if person.sees_whole_organisation:
             entries.append(("decisions.index", "Decisions"))
             entries.append(("proposals.index", "Proposals"))
             entries.append(("reports.index", "Reports"))
         entries.append(("search.index", "Search"))
-        if can_manage_units(current_user):
+        if can_manage_units(person):
             entries.append(("data.index", "Data uploads"))
         entries.append(("frameworks.index", "Frameworks"))
-        if can_manage_units(current_user) or can_manage_people(current_user):
+        if can_manage_units(person) or can_manage_people(person):
             entries.append(("admin.index", "Administration"))
-        elif can_read_outbox(current_user):
+        elif can_read_outbox(person):
             entries.append(("admin.outbox", "Mail outbox"))
-        elif can_read_audit(current_user):
+        elif can_read_audit(person):
             entries.append(("admin.audit", "Audit trail"))
-        for endpoint, label in entries:
-            href = url_for(endpoint)
-            active = (
-                request.endpoint is not None
-                and request.endpoint.split(".")[0] == (endpoint.split(".")[0])
-            )
-            items.append({"href": href, "label": label, "active": active})
-    return {"nav_items": items, "organisation_name": current_app.config["ORGANISATION_NAME"]}
+        menu = tuple(
+            (url_for(endpoint), label, endpoint.split(".")[0]) for endpoint, label in entries
+        )
+        # Role sets are few; the bound only guards against an unexpected variety.
+        if len(menus) < 64:
+            menus[key] = menu
+    return menu
 
 
 def _register_error_pages(app: Flask) -> None:

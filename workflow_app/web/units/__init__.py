@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from state_machines import get_framework
+from workflow_app.clock import utcnow
 from workflow_app.extensions import db
 from workflow_app.models.cases import Concern, EscalationCase
 from workflow_app.models.measures import Measure
@@ -15,9 +18,19 @@ from workflow_app.permissions import can_manage_units, can_view_unit
 from workflow_app.services.concerns import can_record_concern, record_concern
 from workflow_app.services.errors import ServiceError
 from workflow_app.services.list_export import Column, export_list, format_from_request
-from workflow_app.services.register import register_for, register_page, tracks_in
+from workflow_app.services.register import (
+    REGISTER_PAGE_SIZE,
+    Page,
+    open_escalations_page,
+    register_for,
+    register_rows_page,
+    register_summary,
+    time_at_level,
+    tracks_in,
+)
 from workflow_app.services.unit_of_work import transaction
 from workflow_app.web.forms import ConcernForm
+from workflow_app.web.fragments import cached, render_fragment
 
 bp = Blueprint("units", __name__, url_prefix="/units")
 
@@ -33,12 +46,50 @@ def get_visible_unit_or_404(unit_id: int) -> Unit:
 @bp.route("/")
 @login_required
 def index():
-    """Every unit the person may see, with its level on each track."""
-    rows = register_for(current_user)
+    """Every unit the person may see, with its level on each track; with
+    ``?view=escalations``, the open escalations instead (the rest of the home page's table)."""
+    if request.args.get("view") == "escalations":
+        return _escalations()
     if fmt := format_from_request():
+        # Downloads hold every row, so they still build the whole register.
+        rows = register_for(current_user)
         return export_list("units", _register_columns(tracks_in(rows)), rows, fmt).as_response()
-    page = register_page(rows, request.args.get("page", 1, type=int))
-    return render_template("units/index.html", page=page, rows=page.rows, tracks=tracks_in(rows))
+    person = current_user._get_current_object()
+    now = utcnow()
+    summary = cache(lambda: register_summary(person))
+    # Which page a number lands on depends on the unit count: cache that first (0037).
+    pages = cached(person, now, "units.pages", lambda: _pages(summary().total))
+    number = min(max(request.args.get("page", 1, type=int), 1), pages)
+    page, table = cached(
+        person, now, "units.register", lambda: _register_page(person, summary(), number), number
+    )
+    return render_template("units/index.html", page=page, register_table=table)
+
+
+def _pages(total: int) -> int:
+    return Page.of(range(total), 1, REGISTER_PAGE_SIZE).pages
+
+
+def _register_page(person, summary, number: int) -> tuple[Page, str]:
+    page = register_rows_page(person, summary, number)
+    caption = "Units and their current levels" + (
+        f" (page {page.number} of {page.pages})" if page.pages > 1 else ""
+    )
+    table = render_fragment(
+        "home/_register.html", rows=page.items, tracks=summary.tracks(), caption=caption
+    )
+    # The page's numbers without its rows (the rows are drawn in ``table``).
+    return Page([], page.number, page.pages, page.total), table
+
+
+def _escalations():
+    """Every open escalation the person may see (cases above their track's normal level),
+    50 a page; the home page shows the first page."""
+    person = current_user._get_current_object()
+    page = open_escalations_page(register_summary(person), request.args.get("page", 1, type=int))
+    return render_template(
+        "units/escalations.html", page=page, now=utcnow(), time_at_level=time_at_level
+    )
 
 
 def _register_columns(tracks: list[tuple[str, str]]) -> list[Column]:
