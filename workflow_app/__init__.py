@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import Flask
 
 from config import BASE_DIR, Config
@@ -74,7 +75,8 @@ def _init_extensions(app: Flask) -> None:
         person_id, _, epoch = session_id.partition(":")
         if not person_id.isdigit() or not epoch.isdigit():
             return None
-        person = db.session.get(Person, int(person_id))
+        # The grants come in the same query: nearly every page asks for the person's roles.
+        person = db.session.get(Person, int(person_id), options=[so.joinedload(Person.grants)])
         # A password change, reset or disabling bumps the epoch and ends old sessions.
         if person is None or person.session_epoch != int(epoch) or not person.is_enabled:
             return None

@@ -181,10 +181,14 @@ def can_write_plan(person: Person | None, plan_or_unit: RecoveryPlan | Unit) -> 
     return person.id in (unit.lead_id, unit.budget_holder_id) or can_manage_units(person)
 
 
+#: Roles that review any unit's plan; a unit's accountable executive reviews its plans too.
+REVIEWER_ROLES = (PERFORMANCE_TEAM, CEO, EXECUTIVE_DIRECTOR)
+
+
 def _is_reviewer(person: Person | None, unit: Unit) -> bool:
     if not _signed_in(person):
         return False
-    if person.has_role(PERFORMANCE_TEAM, CEO, EXECUTIVE_DIRECTOR):
+    if person.has_role(*REVIEWER_ROLES):
         return True
     return unit.accountable_executive_id == person.id
 

@@ -40,6 +40,7 @@ from workflow_app.services.plans import (
     EDITABLE_STATUSES,
     PLAN_DUE_KINDS,
     PLAN_FIELDS,
+    REVIEWER_ROLES,
     PlanNotSmart,
     approve,
     can_review_plan,
@@ -64,6 +65,7 @@ from workflow_app.services.plans import (
 )
 from workflow_app.services.unit_of_work import transaction
 from workflow_app.web.forms import optional_int
+from workflow_app.web.fragments import cached
 from workflow_app.web.plans import bp
 
 #: Action rows the form shows at least; "Add another action" adds one more each time.
@@ -1014,9 +1016,41 @@ def case_plan_panel(case: EscalationCase) -> dict[str, Any]:
 @bp.app_template_global()
 def plan_tasks(person) -> dict[str, Any]:
     """The home page's plan items: plans due or returned for units the person leads or holds
-    the budget of, and plans waiting for the person's review."""
+    the budget of, and plans waiting for the person's review.
+
+    Which items there are is cached per person with the page's other parts (decision 0037:
+    every plan and deadline change is audited, so the data version moves with them); only
+    the items themselves are loaded on each request, and none when there are none.
+    """
     if not getattr(person, "is_authenticated", False):
         return {"due": [], "to_change": [], "to_review": []}
+    due_ids, returned_ids, review_ids = cached(
+        person, utcnow(), "home.plan_tasks", lambda: _plan_task_ids(person), own=True
+    )
+    due = []
+    for deadline in _by_ids(Deadline, due_ids):
+        plan = open_plan_for_case(deadline.case)
+        due.append(
+            {
+                "deadline": deadline,
+                "plan": plan,
+                "kind_title": PLAN_KINDS[PLAN_DUE_KINDS[deadline.kind]],
+                "overdue": deadline.due_at < utcnow(),
+            }
+        )
+    to_change = [
+        {"plan": p, "deadline": _deadline_of(p, "resubmit")}
+        for p in _by_ids(RecoveryPlan, returned_ids)
+    ]
+    to_review = [
+        {"plan": p, "deadline": _deadline_of(p, "review"), "version": p.versions[-1]}
+        for p in _by_ids(RecoveryPlan, review_ids)
+    ]
+    return {"due": due, "to_change": to_change, "to_review": to_review}
+
+
+def _plan_task_ids(person) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Ids of the person's plan items, each list in the order the home page shows it."""
     own_units = sa.or_(Unit.lead_id == person.id, Unit.budget_holder_id == person.id)
     deadlines = db.session.scalars(
         sa.select(Deadline)
@@ -1032,34 +1066,34 @@ def plan_tasks(person) -> dict[str, Any]:
     due = []
     for deadline in deadlines:
         plan = open_plan_for_case(deadline.case)
-        if plan is not None and plan.status not in EDITABLE_STATUSES:
-            continue
-        due.append(
-            {
-                "deadline": deadline,
-                "plan": plan,
-                "kind_title": PLAN_KINDS[PLAN_DUE_KINDS[deadline.kind]],
-                "overdue": deadline.due_at < utcnow(),
-            }
-        )
+        if plan is None or plan.status in EDITABLE_STATUSES:
+            due.append(deadline.id)
     returned = db.session.scalars(
-        sa.select(RecoveryPlan)
+        sa.select(RecoveryPlan.id)
         .join(Unit, Unit.id == RecoveryPlan.unit_id)
         .where(own_units, RecoveryPlan.status == "returned")
         .order_by(RecoveryPlan.updated_at)
     ).all()
-    to_change = [{"plan": p, "deadline": _deadline_of(p, "resubmit")} for p in returned]
-    waiting = db.session.scalars(
-        sa.select(RecoveryPlan)
-        .where(RecoveryPlan.status.in_(("submitted", "in_review")))
-        .order_by(RecoveryPlan.submitted_at)
-    ).all()
+    waiting = sa.select(RecoveryPlan).where(RecoveryPlan.status.in_(("submitted", "in_review")))
+    if not person.has_role(*REVIEWER_ROLES):
+        # Only a unit's own accountable executive reviews without a reviewing role.
+        waiting = waiting.join(Unit, Unit.id == RecoveryPlan.unit_id).where(
+            Unit.accountable_executive_id == person.id
+        )
     to_review = [
-        {"plan": p, "deadline": _deadline_of(p, "review"), "version": p.versions[-1]}
-        for p in waiting
+        p.id
+        for p in db.session.scalars(waiting.order_by(RecoveryPlan.submitted_at))
         if can_view_unit(person, p.unit) and can_review_plan(person, p)
     ]
-    return {"due": due, "to_change": to_change, "to_review": to_review}
+    return tuple(due), tuple(returned), tuple(to_review)
+
+
+def _by_ids(model, ids: tuple[int, ...]) -> list:
+    """Rows of ``model`` with ``ids``, in that order (those deleted since are left out)."""
+    if not ids:
+        return []
+    found = {row.id: row for row in db.session.scalars(sa.select(model).where(model.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
 
 
 # --- template helpers ------------------------------------------------------------------------
