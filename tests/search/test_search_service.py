@@ -49,9 +49,9 @@ def add_measure(unit, domain, code, name, target=92, **values) -> Measure:
     return measure
 
 
-def add_plan(unit, title, status="draft", updated_at=None) -> RecoveryPlan:
+def add_plan(unit, title, status="draft", updated_at=None, track="performance") -> RecoveryPlan:
     plan = RecoveryPlan(
-        case_id=case_of(unit).id,
+        case_id=case_of(unit, track).id,
         unit_id=unit.id,
         title=title,
         status=status,
@@ -205,8 +205,12 @@ def test_measures_by_text_domain_and_latest_months_rag(ceo, create_unit, create_
 
 def test_plans_by_text_status_and_last_change(ceo, create_unit):
     surg = create_unit(code="SURG", name="Surgery")
-    add_plan(
-        surg, "Theatre recovery", status="approved", updated_at=datetime(2026, 9, 1, tzinfo=UTC)
+    add_plan(  # on the finance track: a case has one open plan at a time
+        surg,
+        "Theatre recovery",
+        status="approved",
+        updated_at=datetime(2026, 9, 1, tzinfo=UTC),
+        track="finance",
     )
     add_plan(surg, "Theatre staffing", status="draft", updated_at=datetime(2026, 11, 2, tzinfo=UTC))
 
