@@ -120,16 +120,26 @@ def memoized() -> Iterator[None]:
         _memo.reset(token)
 
 
-def _remember(name: str, measure: MeasureInput, args: tuple, compute: Callable[[], _T]) -> _T:
+def _own(measure: MeasureInput) -> dict | None:
+    """The measure's memo inside ``memoized()`` (None outside): one dict per measure, so a
+    look-up is one ``id()`` and one small dict, not a tuple key per call."""
     memo = _memo.get()
     if memo is None:
+        return None
+    entry = memo.get(id(measure))
+    if entry is None or entry[0] is not measure:  # the memo holds the measure: ids stay unique
+        entry = memo[id(measure)] = (measure, {})
+    return entry[1]
+
+
+def _remember(name: str, measure: MeasureInput, args: tuple, compute: Callable[[], _T]) -> _T:
+    own = _own(measure)
+    if own is None:
         return compute()
-    key = (name, id(measure), args)
-    hit = memo.get(key)
-    if hit is not None and hit[0] is measure:  # the memo holds the measure: ids stay unique
-        return hit[1]
-    value = compute()
-    memo[key] = (measure, value)
+    key = (name, args)
+    if key in own:
+        return own[key]
+    value = own[key] = compute()
     return value
 
 
@@ -142,27 +152,41 @@ def _month_run(start: date, count: int) -> tuple[date, ...]:
 
 def _points(measure: MeasureInput) -> dict[date, MonthPoint]:
     """Series by month (the last point given for a month wins). Callers only read it."""
-
-    def compute() -> dict[date, MonthPoint]:
-        out: dict[date, MonthPoint] = {}
-        for point in measure.series:
-            out[month_start(point.period)] = point
-        return out
-
-    return _remember("points", measure, (), compute)
+    own = _own(measure)
+    if own is not None:
+        hit = own.get("points")
+        if hit is not None:
+            return hit
+    out: dict[date, MonthPoint] = {}
+    for point in measure.series:
+        period = point.period
+        # month_start, inline: it runs for every point of every measure
+        if period.day != 1 or type(period) is not date:
+            period = date(period.year, period.month, 1)
+        out[period] = point
+    if own is not None:
+        own["points"] = out
+    return out
 
 
 def _timeline(measure: MeasureInput, upto: date) -> tuple[tuple[date, MonthPoint | None], ...]:
-    def compute() -> tuple[tuple[date, MonthPoint | None], ...]:
-        points = _points(measure)
-        with_data = [p for p, pt in points.items() if pt.actual is not None and p <= upto]
-        if not with_data:
-            return ()
-        first = min(with_data)
+    own = _own(measure)
+    key = ("timeline", upto)
+    if own is not None and key in own:
+        return own[key]
+    points = _points(measure)
+    first = None
+    for p, pt in points.items():
+        if pt.actual is not None and p <= upto and (first is None or p < first):
+            first = p
+    if first is None:
+        value: tuple = ()
+    else:
         get = points.get
-        return tuple((p, get(p)) for p in _month_run(first, months_between(first, upto) + 1))
-
-    return _remember("timeline", measure, (upto,), compute)
+        value = tuple((p, get(p)) for p in _month_run(first, months_between(first, upto) + 1))
+    if own is not None:
+        own[key] = value
+    return value
 
 
 def timeline(measure: MeasureInput, upto: date) -> list[tuple[date, MonthPoint | None]]:
@@ -173,16 +197,23 @@ def timeline(measure: MeasureInput, upto: date) -> list[tuple[date, MonthPoint |
 
 def _observed(measure: MeasureInput, upto: date) -> list[tuple[date, float]]:
     """(month, actual) for months up to ``upto`` that have data, oldest first."""
-    upto = month_start(upto)
+    return list(_observed_t(measure, month_start(upto)))
 
-    def compute() -> tuple[tuple[date, float], ...]:
-        return tuple(
-            (p, float(pt.actual))
-            for p, pt in _timeline(measure, upto)
-            if pt is not None and pt.actual is not None
-        )
 
-    return list(_remember("observed", measure, (upto,), compute))
+def _observed_t(measure: MeasureInput, upto: date) -> tuple[tuple[date, float], ...]:
+    """:func:`_observed` as the remembered tuple (callers only read it)."""
+    own = _own(measure)
+    key = ("observed", upto)
+    if own is not None and key in own:
+        return own[key]
+    value = tuple(
+        (p, float(pt.actual))
+        for p, pt in _timeline(measure, upto)
+        if pt is not None and pt.actual is not None
+    )
+    if own is not None:
+        own[key] = value
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +361,7 @@ def month_count(
     """
     rules = rules or MonthCountRules()
     upto = month_start(upto)
-    months = timeline(measure, upto)
+    months = _timeline(measure, upto)  # read only: no copy
     if not months:
         return MonthCount(status="no_data", consecutive_under=0)
     missing: list[date] = []
@@ -491,7 +522,7 @@ def spc(
 
 
 def _spc(measure: MeasureInput, upto: date, rules: SpcRules) -> SpcResult | None:
-    data = _observed(measure, upto)
+    data = _observed_t(measure, upto)
     if len(data) < rules.min_points:
         return None
     periods = [p for p, _ in data]
@@ -633,16 +664,17 @@ def forecast(
 def _forecast(
     measure: MeasureInput, upto: date, horizon: int, window: int, min_points: int
 ) -> Forecast | None:
-    data = _observed(measure, upto)[-window:]
+    data = _observed_t(measure, upto)[-window:]
     if len(data) < min_points:
         return None
-    xs = [float(months_between(data[0][0], p)) for p, _ in data]
+    origin = _index(data[0][0])
+    xs = [float(_index(p) - origin) for p, _ in data]
     slope, intercept = _linear_fit(xs, [v for _, v in data])
     points = _points(measure)
     out = []
     for step in range(1, horizon + 1):
         period = add_months(upto, step)
-        value = intercept + slope * months_between(data[0][0], period)
+        value = intercept + slope * (_index(period) - origin)
         if not math.isfinite(value):
             continue
         planned = points.get(period)

@@ -171,6 +171,7 @@ from .rules import (
     timeline,
 )
 from .rules import _points as rules_points
+from .rules import _timeline as rules_timeline
 from .text import (
     join_words,
     money,
@@ -1115,8 +1116,19 @@ def _case_proposals(
 
 
 def _measure_evaluation(ctx: _Ctx, measure: MeasureInput) -> MeasureEvaluation:
-    months = timeline(measure, ctx.period)
-    rags = {p: (rag(measure, pt, ctx.amber_rule) if pt is not None else None) for p, pt in months}
+    # rag() for every month; a month that meets its target is green without the call (most
+    # months do), the same test rag() makes first.
+    target, higher, amber_rule = measure.target, measure.higher_is_better, ctx.amber_rule
+    rags: dict[date, Any] = {}
+    for p, pt in rules_timeline(measure, ctx.period):
+        if pt is None or pt.actual is None:
+            rags[p] = None
+            continue
+        value = float(pt.actual)
+        if value >= target if higher else value <= target:
+            rags[p] = "green"
+        else:
+            rags[p] = rag(measure, pt, amber_rule)
     plan = ctx.unit.plan_for(f"measure:{measure.code}")
     count = ctx.count(measure, plan.approved_on if plan else None)
     return MeasureEvaluation(

@@ -52,9 +52,9 @@ from workflow_app.services.audit import record_event
 from workflow_app.services.errors import ServiceError
 from workflow_app.services.meeting_cadence import (
     CADENCE_MEETINGS,
-    anchor_case,
     at_lowest_level,
     base_series,
+    level_rank,
     plan_base_meetings,
     plan_cadence_meetings,
     unit_cases,
@@ -204,9 +204,15 @@ def assess_earned_autonomy(unit: Unit, period: date) -> AutonomyAssessment:
     """Whether ``unit`` has earned autonomy at the review of ``period`` (see the module)."""
     from workflow_app.services.review import unit_input
 
+    return _assess(unit, unit_input(unit, period), period, at_lowest_level(unit))
+
+
+def _assess(unit: Unit, data: UnitInput, period: date, lowest: bool) -> AutonomyAssessment:
+    """:func:`assess_earned_autonomy` on inputs already read (``lowest``: whether every case
+    of the unit is at its track's lowest level)."""
     framework = get_framework(unit.framework)
-    assessment = assess_input(unit_input(unit, period), period, framework)
-    if not at_lowest_level(unit):
+    assessment = assess_input(data, period, framework)
+    if not lowest:
         assessment.eligible = False
         assessment.reasons.insert(0, "it is not at the lowest level on every track")
     if unit.earned_autonomy_since is not None:
@@ -227,6 +233,29 @@ def assess_earned_autonomy(unit: Unit, period: date) -> AutonomyAssessment:
             f"Earned autonomy means lighter monitoring: {lighter_cadence_text(unit)}"
         )
     return assessment
+
+
+def _surely_ineligible(data: UnitInput, period: date, framework) -> bool:
+    """A quick look at the measures only: True when :func:`assess_input` would surely give a
+    reason (a measure without a figure, or off target, in a month of the window; or no
+    measures). False means "maybe": the full assessment decides. Used when no reason is
+    needed (no pending proposal to supersede), so most units skip building the evidence."""
+    if not data.measures:
+        return True
+    window = {_months_back(period, n) for n in range(earned_autonomy_months(framework))}
+    need = len(window)
+    for measure in data.measures:
+        seen: set[date] = set()
+        for point in reversed(measure.series):  # the last point given for a month wins
+            if point.period in window and point.period not in seen:
+                seen.add(point.period)
+                if point.actual is None or not meets_target(measure, float(point.actual)):
+                    return True
+                if len(seen) == need:
+                    break
+        if len(seen) < need:
+            return True  # a month of the window has no point: no figure
+    return False
 
 
 def lighter_cadence_text(unit: Unit) -> str:
@@ -312,6 +341,46 @@ def _last_rejected_period(unit: Unit) -> date | None:
     )
 
 
+def _cases_by_unit(units: list[Unit]) -> dict[int, list[EscalationCase]]:
+    """:func:`meeting_cadence.unit_cases` for many units in one query."""
+    by_id = {unit.id: unit for unit in units}
+    out: dict[int, list[EscalationCase]] = {unit.id: [] for unit in units}
+    for chunk in _chunks(list(by_id)):
+        for case in db.session.scalars(
+            sa.select(EscalationCase).where(EscalationCase.unit_id.in_(chunk))
+        ):
+            if case.framework == by_id[case.unit_id].framework:
+                out[case.unit_id].append(case)
+    for unit_id, cases in out.items():
+        framework = get_framework(by_id[unit_id].framework)
+        order = {name: i for i, name in enumerate(framework.tracks)}
+        cases.sort(key=lambda c: (order.get(framework.track_for(c.track).name, len(order)), c.id))
+    return out
+
+
+def _pending_by_unit(units: list[Unit]) -> dict[int, list[Decision]]:
+    """:func:`_pending` for many units in one query."""
+    out: dict[int, list[Decision]] = {unit.id: [] for unit in units}
+    for chunk in _chunks(list(out)):
+        for unit_id, decision in db.session.execute(
+            sa.select(EscalationCase.unit_id, Decision)
+            .join(EscalationCase, EscalationCase.id == Decision.case_id)
+            .where(
+                EscalationCase.unit_id.in_(chunk),
+                Decision.kind == EARNED_AUTONOMY,
+                Decision.status == "pending",
+            )
+            .order_by(Decision.id)
+        ).tuples():
+            out[unit_id].append(decision)
+    return out
+
+
+def _chunks(ids: list[int], size: int = 500):
+    for first in range(0, len(ids), size):
+        yield ids[first : first + size]
+
+
 def propose_earned_autonomy(
     period: date, *, units: list[Unit] | None = None, now: datetime | None = None
 ) -> list[Decision]:
@@ -321,23 +390,44 @@ def propose_earned_autonomy(
     Once per unit at a time: nothing new while a proposal is pending; after a rejection, the
     next proposal needs a full run of green months after the rejected one's month. Re-running
     the review creates nothing twice (dedupe key on unit, month and evidence).
+
+    Set-based: the units' pending proposals, cases and inputs are read for all units at once
+    (inside ``run_review`` the inputs are the ones it has just read); only a unit that has
+    earned autonomy reads more (its last rejection, the dedupe key) before its proposal.
     """
+    from workflow_app.services.review import unit_inputs
+
     now = as_utc(now or utcnow())
     if units is None:
         units = db.session.scalars(
             sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
         ).all()
+    active = [unit for unit in units if unit.is_active]
+    pending_of = _pending_by_unit(active)
+    cases_of = _cases_by_unit(active)
+
+    def lowest(unit: Unit) -> bool:  # meeting_cadence.at_lowest_level on the cases read
+        return all(level_rank(case) == 0 for case in cases_of[unit.id])
+
+    # Inputs only for the units that could qualify, in one read (or reused from the review).
+    candidates = [u for u in active if u.earned_autonomy_since is None and lowest(u)]
+    inputs = _reused_inputs(candidates, period)
+    missing = [u for u in candidates if u.id not in inputs]
+    inputs.update(unit_inputs(missing, period))
+
     created = []
-    for unit in units:
-        if not unit.is_active:
-            continue
-        pending = _pending(unit)
-        if unit.earned_autonomy_since is not None or not at_lowest_level(unit):
+    for unit in active:
+        pending = pending_of[unit.id]
+        if unit.earned_autonomy_since is not None or not lowest(unit):
             # Cheap refusals first; only a unit that could qualify has its months read.
             for decision in pending:
                 _supersede(decision, "the unit is no longer at the lowest level", now)
             continue
-        assessment = assess_earned_autonomy(unit, period)
+        framework = get_framework(unit.framework)
+        data = inputs[unit.id]
+        if not pending and _surely_ineligible(data, period, framework):
+            continue  # nothing to supersede, so the reasons are not needed
+        assessment = _assess(unit, data, period, True)
         if not assessment.eligible:
             why = assessment.reasons[0] if assessment.reasons else "no longer supported"
             for decision in pending:
@@ -349,10 +439,9 @@ def propose_earned_autonomy(
         rejected = _last_rejected_period(unit)
         if rejected is not None and assessment.months[0] <= rejected:
             continue
-        case = anchor_case(unit)
+        case = cases_of[unit.id][0] if cases_of[unit.id] else None  # anchor_case
         if case is None:
             continue
-        framework = get_framework(unit.framework)
         evidence = json.dumps(assessment.evidence, sort_keys=True, default=str)
         fingerprint = hashlib.sha256(evidence.encode()).hexdigest()
         key = f"{EARNED_AUTONOMY}:{unit.id}:{period:%Y-%m}:{fingerprint[:16]}"
@@ -386,6 +475,18 @@ def propose_earned_autonomy(
         )
         created.append(decision)
     return created
+
+
+def _reused_inputs(units: list[Unit], period: date) -> dict[int, UnitInput]:
+    """The inputs ``run_review`` has just read for ``units`` (see ``review.unit_input``)."""
+    from workflow_app.services.review import reused_input
+
+    out = {}
+    for unit in units:
+        data = reused_input(unit, period)
+        if data is not None:
+            out[unit.id] = data
+    return out
 
 
 def grant_earned_autonomy(decision: Decision, actor: Person, now: datetime) -> None:

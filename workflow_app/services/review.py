@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -104,10 +105,19 @@ def unit_input(unit: Unit, period: date) -> UnitInput:
     Inside :func:`run_review` the inputs it has just read are reused (earned autonomy reads
     them again for every unit); elsewhere they are read from the database.
     """
-    reused = _review_inputs.get()
-    if reused is not None and (unit.id, period) in reused:
-        return reused[(unit.id, period)]
+    reused = reused_input(unit, period)
+    if reused is not None:
+        return reused
     return unit_inputs([unit], period)[unit.id]
+
+
+def reused_input(unit: Unit, period: date) -> UnitInput | None:
+    """The inputs :func:`run_review` has just read for ``unit``, while it runs earned
+    autonomy; else ``None``."""
+    reused = _review_inputs.get()
+    if reused is None:
+        return None
+    return reused.get((unit.id, period))
 
 
 @contextmanager
@@ -148,6 +158,48 @@ def unit_inputs(units: list[Unit], period: date) -> dict[int, UnitInput]:
     return out
 
 
+class _RawValue(sa.types.TypeDecorator):
+    """A column read as the driver gives it, without the type's result processing."""
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+
+_RAW = _RawValue()
+#: Decimal places of the value columns (``models.measures.VALUE``, Numeric(14, 4)).
+_SCALE = MonthlyActual.__table__.c.value.type.scale
+
+
+def _number(raw) -> float:
+    """``float()`` of what the Numeric value column returns for the driver's raw value: a
+    Decimal as is (PostgreSQL); a float or int (SQLite) as SQLAlchemy reads it, through its
+    ``%.<scale>f`` text, which ``round(raw, scale)`` gives exactly (both round the binary
+    value correctly to that many places)."""
+    if raw is None or isinstance(raw, Decimal):
+        return float(raw)  # None fails here, as float(None) did before
+    return float(round(raw, _SCALE))
+
+
+def _slots(months: list[date]) -> dict:
+    """Month -> index in the window, by the raw period the driver returns: a ``date``
+    (PostgreSQL) or SQLite's ``YYYY-MM-DD`` text."""
+    out: dict = {p: i for i, p in enumerate(months)}
+    out.update((p.isoformat(), i) for i, p in enumerate(months))
+    return out
+
+
+def _odd_slot(slot: dict, raw) -> int | None:
+    """The slot of a raw period not found as is (text in another form): parsed as
+    SQLAlchemy's Date would, and remembered."""
+    if not isinstance(raw, str):
+        return None
+    dialect = db.session.get_bind().dialect
+    parse = sa.Date().dialect_impl(dialect).result_processor(dialect, None)
+    day = parse(raw) if parse is not None else date.fromisoformat(raw)
+    slot[raw] = slot.get(day)
+    return slot[raw]
+
+
 def _chunked(ids: list[int], size: int = 500):
     for first in range(0, len(ids), size):
         yield ids[first : first + size]
@@ -183,35 +235,49 @@ def _unit_inputs(
     )
     # Each measure's values as a list with one slot per month of the window (a month not
     # in the list, e.g. not the first of a month, is never looked up, as before).
-    slot = {p: i for i, p in enumerate(months)}
+    slot = _slots(months)
+    # The window's rows are read raw (period and value as the driver gives them) and
+    # converted here: SQLAlchemy's Date and Numeric processing per row (on SQLite a parse
+    # and a Decimal for each of the ~120,000 rows of a 100 x 50 review) cost more than the
+    # rest of the read. _number gives the float of what the Numeric column would return.
+    raw_period = sa.type_coerce(MonthlyActual.__table__.c.period, sa.String)
     # Every revision in the window; the highest one of each measure-month wins.
     actual = MonthlyActual.__table__.c
     actuals: dict[int, list[float | None]] = {}
     revisions: dict[int, list[int]] = {}
+    number = _number
     for measure_id, month, revision, value in db.session.execute(
-        sa.select(actual.measure_id, actual.period, actual.revision, actual.value)
+        sa.select(
+            actual.measure_id, raw_period, actual.revision, sa.type_coerce(actual.value, _RAW)
+        )
         .join(Measure.__table__, measure.id == actual.measure_id)
         .where(in_window, actual.period.between(start, period))
     ).all():  # all() fetches in one call; iterating the result fetches row by row
         i = slot.get(month)
-        if i is None:
+        if i is None and (i := _odd_slot(slot, month)) is None:
             continue
         if measure_id not in actuals:
             actuals[measure_id] = [None] * len(months)
             revisions[measure_id] = [0] * len(months)
         if revision > revisions[measure_id][i]:
             revisions[measure_id][i] = revision
-            actuals[measure_id][i] = float(value)
+            actuals[measure_id][i] = number(value)
     trajectory = TrajectoryValue.__table__.c
     trajectories: dict[int, list[float | None]] = {}
     for measure_id, month, value in db.session.execute(
-        sa.select(trajectory.measure_id, trajectory.period, trajectory.value)
+        sa.select(
+            trajectory.measure_id,
+            sa.type_coerce(trajectory.period, sa.String),
+            sa.type_coerce(trajectory.value, _RAW),
+        )
         .join(Measure.__table__, measure.id == trajectory.measure_id)
         .where(in_window, trajectory.period.between(start, period))
     ).all():
         i = slot.get(month)
+        if i is None:
+            i = _odd_slot(slot, month)
         if i is not None:
-            trajectories.setdefault(measure_id, [None] * len(months))[i] = float(value)
+            trajectories.setdefault(measure_id, [None] * len(months))[i] = number(value)
     finance: dict[int, dict[date, tuple[int, FinancePoint]]] = {}
     position = FinancePosition.__table__.c
     for unit_id, month, revision, ytd, forecast in db.session.execute(
@@ -321,7 +387,69 @@ def _unit_inputs(
     return out
 
 
-def _case_for(unit: Unit, track: str, opened: set[int] | None = None) -> EscalationCase:
+@dataclass
+class _Known:
+    """What :func:`store_proposals` looks up, read for a whole month's review at once: the
+    units' cases by (unit id, track), the dedupe keys already taken, and the engine's
+    proposals of the month by (case id, rule, level proposed)."""
+
+    cases: dict[tuple[int, str], EscalationCase]
+    keys: set[str]
+    earlier: dict[tuple[int, str, str], list[Decision]]
+
+
+def _known(units: list[Unit], evaluations: list[UnitEvaluation], period: date) -> _Known:
+    """The look-ups of :func:`store_proposals` for these units' drafts, in a few queries."""
+    by_id = {unit.id: unit for unit in units}
+    cases: dict[tuple[int, str], EscalationCase] = {}
+    for chunk in _chunked(list(by_id)):
+        for case in db.session.scalars(
+            sa.select(EscalationCase)
+            .where(EscalationCase.unit_id.in_(chunk))
+            .order_by(EscalationCase.id)
+        ):
+            if case.framework == by_id[case.unit_id].framework:
+                cases.setdefault((case.unit_id, case.track), case)
+    keys: list[str] = []
+    for unit, evaluation in zip(units, evaluations, strict=True):
+        for draft in evaluation.proposals:
+            case = cases.get((unit.id, draft.track))
+            if case is not None:
+                keys.append(
+                    _proposal_key(case, period, draft.rule_id, draft.to_level, draft.fingerprint)
+                )
+    taken: set[str] = set()
+    for first in range(0, len(keys), 500):
+        taken.update(
+            db.session.scalars(
+                sa.select(Decision.dedupe_key).where(
+                    Decision.dedupe_key.in_(keys[first : first + 500])
+                )
+            )
+        )
+    earlier: dict[tuple[int, str, str], list[Decision]] = {}
+    case_ids = [case.id for case in cases.values()]
+    for chunk in _chunked(case_ids):
+        for decision in db.session.scalars(
+            sa.select(Decision)
+            .where(
+                Decision.case_id.in_(chunk),
+                Decision.origin == "engine",
+                Decision.period == period,
+            )
+            .order_by(Decision.id)
+        ):
+            earlier.setdefault((decision.case_id, decision.rule_id, decision.to_level), []).append(
+                decision
+            )
+    return _Known(cases, taken, earlier)
+
+
+def _case_for(
+    unit: Unit, track: str, opened: set[int] | None = None, known: _Known | None = None
+) -> EscalationCase:
+    if known is not None and (unit.id, track) in known.cases:
+        return known.cases[(unit.id, track)]
     case = db.session.scalar(
         sa.select(EscalationCase).where(
             EscalationCase.unit_id == unit.id,
@@ -338,6 +466,8 @@ def _case_for(unit: Unit, track: str, opened: set[int] | None = None) -> Escalat
         db.session.flush()
         if opened is not None:
             opened.add(unit.id)
+    if known is not None:
+        known.cases[(unit.id, track)] = case
     return case
 
 
@@ -354,31 +484,48 @@ def store_proposals(
     *,
     opened: set[int] | None = None,
     pending_units: set[int] | None = None,
+    known: _Known | None = None,
 ) -> None:
     """Turn the evaluation's drafts into pending decisions (see the module docstring).
 
     ``opened`` collects the ids of units a new (per-measure) case was opened for.
     ``pending_units``, when given, holds every unit that had a pending engine proposal for
     ``period`` before the review began: another unit has none that could be stale.
+    ``known``, when given, holds the look-ups read for the whole review (:func:`_known`);
+    without it they are read here, per draft.
+
+    The unit's new proposals are flushed together; their audit events (and any e-mails)
+    follow in the same order as proposal by proposal: supersede, flags, then "created".
     """
     framework = get_framework(unit.framework)
     fired: set[tuple[int, str, str]] = set()
+    made: list[tuple[Decision, object, Decision | None, list[Decision]]] = []
     for draft in evaluation.proposals:
-        case = _case_for(unit, draft.track, opened)
+        case = _case_for(unit, draft.track, opened, known)
         fired.add((case.id, draft.rule_id, draft.to_level))
         key = _proposal_key(case, period, draft.rule_id, draft.to_level, draft.fingerprint)
-        if db.session.scalar(sa.select(Decision.id).where(Decision.dedupe_key == key)):
+        if known is not None:
+            # Read for the month; a case opened just now has no proposals (its id is new).
+            taken = key in known.keys
+        else:
+            taken = bool(
+                db.session.scalar(sa.select(Decision.id).where(Decision.dedupe_key == key))
+            )
+        if taken:
             outcome.unchanged += 1
             continue
-        earlier = db.session.scalars(
-            sa.select(Decision).where(
-                Decision.case_id == case.id,
-                Decision.origin == "engine",
-                Decision.period == period,
-                Decision.rule_id == draft.rule_id,
-                Decision.to_level == draft.to_level,
-            )
-        ).all()
+        if known is not None:
+            earlier = known.earlier.get((case.id, draft.rule_id, draft.to_level), [])
+        else:
+            earlier = db.session.scalars(
+                sa.select(Decision).where(
+                    Decision.case_id == case.id,
+                    Decision.origin == "engine",
+                    Decision.period == period,
+                    Decision.rule_id == draft.rule_id,
+                    Decision.to_level == draft.to_level,
+                )
+            ).all()
         pending = next((d for d in earlier if d.status == "pending"), None)
         transition = framework.transition(draft.track, case.level, draft.to_level)
         if transition is None:
@@ -401,7 +548,13 @@ def store_proposals(
             proposed_at=now,
         )
         db.session.add(proposal)
-        db.session.flush()
+        if known is not None:
+            known.keys.add(key)
+            known.earlier.setdefault((case.id, draft.rule_id, draft.to_level), []).append(proposal)
+        made.append((proposal, draft, pending, list(earlier)))
+    if made:
+        db.session.flush()  # one INSERT round for the unit's proposals, ids in order
+    for proposal, draft, pending, earlier in made:
         outcome.created.append(proposal)
         if pending is not None:
             _supersede(pending, now, f"superseded by proposal {proposal.id}: the data was revised")
@@ -414,7 +567,7 @@ def store_proposals(
             "proposal.created",
             object_type="decision",
             object_id=proposal.id,
-            summary=f"Proposed for {unit.name}: {framework.level_title(case.level)} to "
+            summary=f"Proposed for {unit.name}: {framework.level_title(proposal.from_level)} to "
             f"{framework.level_title(draft.to_level)} ({draft.rule_id}, {period:%b %Y})",
             details={"rule": draft.rule_id, "fingerprint": draft.fingerprint},
         )
@@ -512,13 +665,23 @@ def run_review(
                 .distinct()
             )
         )
-        opened: set[int] = set()
+        # The evaluation is pure, so every unit is evaluated first and the proposals are
+        # stored afterwards, unit by unit in the same order, with the look-ups read once.
         for unit in units:
             framework = get_framework(unit.framework)
-            evaluation = evaluate_unit(inputs[unit.id], period, framework)
-            outcome.evaluations.append(evaluation)
+            outcome.evaluations.append(evaluate_unit(inputs[unit.id], period, framework))
+        known = _known(units, outcome.evaluations, period)
+        opened: set[int] = set()
+        for unit, evaluation in zip(units, outcome.evaluations, strict=True):
             store_proposals(
-                unit, evaluation, period, outcome, now, opened=opened, pending_units=pending_units
+                unit,
+                evaluation,
+                period,
+                outcome,
+                now,
+                opened=opened,
+                pending_units=pending_units,
+                known=known,
             )
             outcome.units += 1
         # Units at the lowest level that met every target: earned autonomy proposed (0019).
