@@ -6,9 +6,7 @@ starts with = + - @ (or a tab or carriage return) gets a leading apostrophe.
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -18,8 +16,8 @@ from workflow_app.extensions import db
 from workflow_app.imports.validate import first_open_month
 from workflow_app.models.measures import UNITS_OF_MEASURE, Measure
 from workflow_app.models.org import Unit
+from workflow_app.services.list_export import rows_to_csv, safe_cell
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")  # ASVS 5 1.2.10
 TEMPLATES = {
     "performance": "Performance pack, one row per unit, measure and month",
     "performance-wide": "Performance pack, months as columns",
@@ -60,22 +58,6 @@ COLUMN_NOTES = {
 }
 
 
-def safe_cell(value: Any) -> Any:
-    """Neutralise a text cell that a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _csv(rows: Iterable[Iterable[Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    for row in rows:
-        writer.writerow(["" if v is None else safe_cell(str(v)) for v in row])
-    # UTF-8 with a byte order mark, so Excel shows £ correctly.
-    return buffer.getvalue().encode("utf-8-sig")
-
-
 def rejects_csv(problems: list[dict[str, Any]]) -> bytes:
     """The rejects report: one line per problem, with the row's identifying cells."""
     lines = [REJECT_COLUMNS]
@@ -92,7 +74,7 @@ def rejects_csv(problems: list[dict[str, Any]]) -> bytes:
                 p.get("message") or "",
             )
         )
-    return _csv(lines)
+    return rows_to_csv(lines)
 
 
 def _previous_month(period: date) -> date:
@@ -135,7 +117,7 @@ def template_rows(name: str, today: date | None = None) -> list[list[Any]]:
 
 
 def template_csv(name: str, today: date | None = None) -> bytes:
-    return _csv(template_rows(name, today))
+    return rows_to_csv(template_rows(name, today))
 
 
 def template_xlsx(name: str, today: date | None = None) -> bytes:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from flask import Response, abort, request
@@ -27,7 +28,6 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from workflow_app.clock import to_london, today_london
-from workflow_app.imports.export import safe_cell
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -118,6 +118,16 @@ def filename_for(name: str, fmt: str, day: date | None = None) -> str:
     return f"escalate-{slug}-{(day or today_london()):%Y-%m-%d}.{fmt}"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")  # ASVS 5 1.2.10
+
+
+def safe_cell(value: Any) -> Any:
+    """Neutralise a text cell that a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _text(value: Any) -> str:
     # Neutralised first (a leading CR is a formula start), then one kind of line break: an
     # XLSX keeps a bare CR only when openpyxl writes through lxml, so CSV and XLSX agree.
@@ -163,14 +173,20 @@ def xlsx_cell(value: Any) -> Any:
     return _text(value)
 
 
-def to_csv(columns: Sequence[Column], rows: Iterable[Any]) -> bytes:
-    """The list as RFC 4180 CSV, UTF-8 with a byte order mark."""
+def rows_to_csv(rows: Iterable[Iterable[Any]]) -> bytes:
+    """Rows of cells as RFC 4180 CSV, each cell as :func:`csv_cell` writes it; UTF-8 with a
+    byte order mark, so Excel shows £ correctly."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([_text(column.title) for column in columns])
     for row in rows:
-        writer.writerow([csv_cell(column.value(row)) for column in columns])
+        writer.writerow([csv_cell(value) for value in row])
     return buffer.getvalue().encode("utf-8-sig")
+
+
+def to_csv(columns: Sequence[Column], rows: Iterable[Any]) -> bytes:
+    """The list as CSV: a header row of the columns' titles, then one row per item."""
+    header = [column.title for column in columns]
+    return rows_to_csv(chain([header], ([column.value(row) for column in columns] for row in rows)))
 
 
 def to_xlsx(columns: Sequence[Column], rows: Iterable[Any], sheet_title: str = "List") -> bytes:

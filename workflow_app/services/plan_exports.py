@@ -34,9 +34,9 @@ from state_machines.plan_review import STATUS_TITLES
 from workflow_app.charts import SeriesPoint, format_value, measure_chart
 from workflow_app.clock import to_london, today_london, utcnow
 from workflow_app.evaluation.rules import add_months, month_start
-from workflow_app.imports.export import safe_cell
 from workflow_app.models.measures import DIRECTIONS, Measure
 from workflow_app.models.plans import PLAN_KINDS, UPDATE_STATUSES, PlanAction, RecoveryPlan
+from workflow_app.services.list_export import safe_cell
 from workflow_app.services.plan_delivery import (
     MeasureTrajectory,
     PlanTrajectory,
