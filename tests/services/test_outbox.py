@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from workflow_app.extensions import db
@@ -168,54 +169,52 @@ class SessionCountingCollector:
         return "250 OK"
 
 
+@pytest.fixture
 def counting_smtp_server():
+    """A real SMTP server on 127.0.0.1 that counts sessions as well as messages."""
     from aiosmtpd.controller import Controller
 
     from tests.conftest import free_port
 
     controller = Controller(SessionCountingCollector(), hostname="127.0.0.1", port=free_port())
     controller.start()
-    return controller
+    yield controller
+    controller.stop()
 
 
-def test_a_morning_queue_goes_out_in_one_run_over_one_smtp_session(make_app):
+def queue_for_pat(app, n: int) -> None:
+    """``n`` messages to one person, committed, in ``app``'s database."""
+    from workflow_app.models.org import Person
+
+    person = Person(name="Pat", email="pat@example.nhs.uk")
+    db.session.add(person)
+    db.session.commit()
+    write_messages(person, n)
+
+
+def test_a_morning_queue_goes_out_in_one_run_over_one_smtp_session(make_app, counting_smtp_server):
     # 10,000 reminders fall due at 08:00: they must not leave 100 a minute over 100 minutes.
-    server = counting_smtp_server()
-    try:
-        app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
-        with app.app_context():
-            from workflow_app.models.org import Person
-
-            person = Person(name="Pat", email="pat@example.nhs.uk")
-            db.session.add(person)
-            db.session.commit()
-            write_messages(person, 250)
-            assert deliver_due_messages(limit=100) == 250
-            assert deliver_due_messages(limit=100) == 0
-            statuses = db.session.scalars(sa.select(OutboxMessage.status)).all()
-    finally:
-        server.stop()
+    server = counting_smtp_server
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    with app.app_context():
+        queue_for_pat(app, 250)
+        assert deliver_due_messages(limit=100) == 250
+        assert deliver_due_messages(limit=100) == 0
+        statuses = db.session.scalars(sa.select(OutboxMessage.status)).all()
     assert statuses == ["sent"] * 250
     assert (server.handler.messages, server.handler.sessions) == (250, 1)
 
 
-def test_a_run_stops_taking_batches_when_its_time_is_up_and_the_next_carries_on(make_app):
-    server = counting_smtp_server()
-    try:
-        app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
-        with app.app_context():
-            from workflow_app.models.org import Person
-
-            person = Person(name="Pat", email="pat@example.nhs.uk")
-            db.session.add(person)
-            db.session.commit()
-            write_messages(person, 25)
-            assert deliver_due_messages(limit=10, budget_seconds=0) == 10
-            assert deliver_due_messages(limit=10, budget_seconds=0) == 10
-            assert deliver_due_messages(limit=10) == 5
-    finally:
-        server.stop()
-    assert server.handler.messages == 25
+def test_a_run_stops_taking_batches_when_its_time_is_up_and_the_next_carries_on(
+    make_app, counting_smtp_server
+):
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=counting_smtp_server.port)
+    with app.app_context():
+        queue_for_pat(app, 25)
+        assert deliver_due_messages(limit=10, budget_seconds=0) == 10
+        assert deliver_due_messages(limit=10, budget_seconds=0) == 10
+        assert deliver_due_messages(limit=10) == 5
+    assert counting_smtp_server.handler.messages == 25
 
 
 def test_with_the_relay_down_no_message_spends_an_attempt_and_each_says_why(make_app):
@@ -223,12 +222,7 @@ def test_with_the_relay_down_no_message_spends_an_attempt_and_each_says_why(make
 
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nothing listens there
     with app.app_context():
-        from workflow_app.models.org import Person
-
-        person = Person(name="Pat", email="pat@example.nhs.uk")
-        db.session.add(person)
-        db.session.commit()
-        write_messages(person, 3)
+        queue_for_pat(app, 3)
         assert deliver_due_messages() == 0
         rows = db.session.scalars(sa.select(OutboxMessage)).all()
     assert [(r.status, r.attempts) for r in rows] == [("pending", 0)] * 3
