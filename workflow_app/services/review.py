@@ -710,14 +710,16 @@ def reviewed_periods() -> set[date]:
 
     periods = set(
         db.session.scalars(
-            sa.select(Decision.period).where(
-                Decision.origin == "engine", Decision.period.is_not(None)
-            )
+            sa.select(Decision.period)
+            .where(Decision.origin == "engine", Decision.period.is_not(None))
+            .distinct()
         )
     )
     periods.update(
         p
-        for p in db.session.scalars(sa.select(JobRun.period).where(JobRun.job == "monthly_review"))
+        for p in db.session.scalars(
+            sa.select(JobRun.period).where(JobRun.job == "monthly_review").distinct()
+        )
         if p is not None
     )
     return periods
