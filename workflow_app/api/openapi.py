@@ -135,6 +135,17 @@ def _get(summary: str, op_id: str, ok: dict, *, params=(), codes=("400", "401", 
     }
 
 
+def _get_one(summary: str, op_id: str, description: str, schema: str, id_name: str) -> dict:
+    """A GET of one object by its id in the path: 404 when it is not there or not visible."""
+    return _get(
+        summary,
+        op_id,
+        _json(description, _ref(schema)),
+        params=[_path_id(id_name)],
+        codes=("401", "403", "404", "429"),
+    )
+
+
 PERSON = _obj({"id": ID, "name": STRING})
 TEXT = {"type": "string", "maxLength": 200}
 NUMBER_OR_TEXT = {"type": ["number", "string", "null"], "maxLength": 200}
@@ -491,13 +502,7 @@ def openapi_document(server_url: str = "/api/v1") -> dict:
                 ),
             ],
         ),
-        "/units/{unit_id}": _get(
-            "One unit",
-            "getUnit",
-            _json("The unit", _ref("Unit")),
-            params=[_path_id("unit_id")],
-            codes=("401", "403", "404", "429"),
-        ),
+        "/units/{unit_id}": _get_one("One unit", "getUnit", "The unit", "Unit", "unit_id"),
         "/levels": _get(
             "Each active unit's level on every track, and its headline level",
             "listLevels",
@@ -510,19 +515,15 @@ def openapi_document(server_url: str = "/api/v1") -> dict:
             _json("A page of measures", _ref("MeasurePage"), paged=True),
             params=[*PAGE_PARAMS, UNIT_FILTER],
         ),
-        "/measures/{measure_id}": _get(
-            "One measure",
-            "getMeasure",
-            _json("The measure", _ref("Measure")),
-            params=[_path_id("measure_id")],
-            codes=("401", "403", "404", "429"),
+        "/measures/{measure_id}": _get_one(
+            "One measure", "getMeasure", "The measure", "Measure", "measure_id"
         ),
-        "/measures/{measure_id}/values": _get(
+        "/measures/{measure_id}/values": _get_one(
             "A measure's current actual and trajectory, month by month",
             "getMeasureValues",
-            _json("The values", _ref("MeasureValues")),
-            params=[_path_id("measure_id")],
-            codes=("401", "403", "404", "429"),
+            "The values",
+            "MeasureValues",
+            "measure_id",
         ),
         "/cases": _get(
             "Escalation cases (one per unit and track)",
@@ -530,12 +531,8 @@ def openapi_document(server_url: str = "/api/v1") -> dict:
             _json("A page of cases", _ref("CasePage"), paged=True),
             params=[*PAGE_PARAMS, UNIT_FILTER],
         ),
-        "/cases/{case_id}": _get(
-            "One case with its level history",
-            "getCase",
-            _json("The case", _ref("CaseDetail")),
-            params=[_path_id("case_id")],
-            codes=("401", "403", "404", "429"),
+        "/cases/{case_id}": _get_one(
+            "One case with its level history", "getCase", "The case", "CaseDetail", "case_id"
         ),
         "/plans": _get(
             "Recovery, improvement and action plans",
@@ -549,12 +546,12 @@ def openapi_document(server_url: str = "/api/v1") -> dict:
                 ),
             ],
         ),
-        "/plans/{plan_id}": _get(
+        "/plans/{plan_id}": _get_one(
             "One plan with its actions and trajectory",
             "getPlan",
-            _json("The plan", _ref("PlanDetail")),
-            params=[_path_id("plan_id")],
-            codes=("401", "403", "404", "429"),
+            "The plan",
+            "PlanDetail",
+            "plan_id",
         ),
         "/meetings": _get(
             "Meetings about the visible units, and those the person is invited to",
@@ -568,12 +565,12 @@ def openapi_document(server_url: str = "/api/v1") -> dict:
                 ),
             ],
         ),
-        "/meetings/{meeting_id}": _get(
+        "/meetings/{meeting_id}": _get_one(
             "One meeting with its invitees",
             "getMeeting",
-            _json("The meeting", _ref("MeetingDetail")),
-            params=[_path_id("meeting_id")],
-            codes=("401", "403", "404", "429"),
+            "The meeting",
+            "MeetingDetail",
+            "meeting_id",
         ),
         "/monthly-data": MONTHLY_DATA,
     }
