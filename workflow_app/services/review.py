@@ -207,7 +207,7 @@ def _chunked(ids: list[int], size: int = 500):
 
 @dataclass(frozen=True)
 class SeriesSpan:
-    """Every active measure's actuals and trajectory values for some units over a run of
+    """Some units' active measures, with their actuals and trajectory values over a run of
     consecutive months, read once: :func:`review_months` reviews month after month from it
     instead of reading each month's 24-month window again (on a 100 x 50 body that read was
     about a third of a month's review)."""
@@ -216,6 +216,7 @@ class SeriesSpan:
     unit_ids: frozenset[int]
     actuals: dict[int, list[float | None]]
     trajectories: dict[int, list[float | None]]
+    measures: list = field(default_factory=list, repr=False)  # _measure_rows of the units
     _points: dict[int, tuple[MonthPoint, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -224,11 +225,20 @@ class SeriesSpan:
         months = tuple(_months_back(last, n) for n in range(_months_apart(first, last), -1, -1))
         actuals: dict[int, list[float | None]] = {}
         trajectories: dict[int, list[float | None]] = {}
+        measures: list = []
         for chunk in _chunked(sorted(set(unit_ids))):
             chunk_actuals, chunk_trajectories = _read_series(chunk, list(months))
             actuals.update(chunk_actuals)
             trajectories.update(chunk_trajectories)
-        return cls(months, frozenset(unit_ids), actuals, trajectories)
+            measures.extend(_measure_rows(chunk))  # chunks by unit id: the order holds
+        return cls(months, frozenset(unit_ids), actuals, trajectories, measures)
+
+    def measure_rows(self, unit_ids: list[int]) -> list:
+        """The span's measures of these units, as :func:`_measure_rows` reads them."""
+        if len(unit_ids) == len(self.unit_ids):  # covers() holds: the same units
+            return self.measures
+        wanted = set(unit_ids)
+        return [m for m in self.measures if m.unit_id in wanted]
 
     def covers(self, unit_ids: list[int], months: list[date]) -> bool:
         """Whether these units' window of ``months`` lies inside the span."""
@@ -276,17 +286,6 @@ _series_span: ContextVar[SeriesSpan | None] = ContextVar("review_series_span", d
 
 def _months_apart(start: date, end: date) -> int:
     return (end.year * 12 + end.month) - (start.year * 12 + start.month)
-
-
-def _window_series(ids: list[int], measure_ids: list[int], months: list[date]) -> tuple:
-    """The units' values over the window, ``(actuals, trajectories, cut)``: from the span
-    :func:`review_months` read when it covers them (``cut(measure_id)`` then gives a
-    measure's points from the span), else read now (``cut`` is None)."""
-    span = _series_span.get()
-    if span is not None and span.covers(ids, months):
-        actuals, trajectories = span.window(measure_ids, months)
-        return actuals, trajectories, lambda measure_id: span.series(measure_id, months)
-    return *_read_series(ids, months), None
 
 
 def _read_series(
@@ -346,15 +345,12 @@ def _read_series(
     return actuals, trajectories
 
 
-def _unit_inputs(
-    ids: list[int], by_id: dict[int, Unit], start: date, period: date, months: list[date]
-) -> dict[int, UnitInput]:
+def _measure_rows(ids: list[int]) -> list:
+    """The active measures of units ``ids`` with their domain's code, by unit and code."""
     from workflow_app.models.org import Domain
-    from workflow_app.models.plans import RecoveryPlan
-    from workflow_app.services.plan_delivery import COUNTED_STATUSES, plans_for_review
 
     measure = Measure.__table__.c
-    measures = db.session.execute(
+    return db.session.execute(
         sa.select(
             measure.id,
             measure.unit_id,
@@ -371,8 +367,29 @@ def _unit_inputs(
         .where(measure.unit_id.in_(ids), measure.is_active.is_(True))
         .order_by(measure.unit_id, measure.code)
     ).all()
+
+
+def _unit_inputs(
+    ids: list[int], by_id: dict[int, Unit], start: date, period: date, months: list[date]
+) -> dict[int, UnitInput]:
+    from workflow_app.models.org import Domain
+    from workflow_app.models.plans import RecoveryPlan
+    from workflow_app.services.plan_delivery import COUNTED_STATUSES, plans_for_review
+
+    span = _series_span.get()
+    if span is not None and span.covers(ids, months):
+        # Inside review_months: the measures and their values come from the span.
+        measures = span.measure_rows(ids)
+        actuals, trajectories = span.window([m.id for m in measures], months)
+
+        def cut(measure_id: int) -> tuple[MonthPoint, ...]:
+            return span.series(measure_id, months)
+
+    else:
+        measures = _measure_rows(ids)
+        actuals, trajectories = _read_series(ids, months)
+        cut = None
     slot = _slots(months)
-    actuals, trajectories, cut = _window_series(ids, [m.id for m in measures], months)
     finance: dict[int, dict[date, tuple[int, FinancePoint]]] = {}
     position = FinancePosition.__table__.c
     for unit_id, month, revision, ytd, forecast in db.session.execute(
