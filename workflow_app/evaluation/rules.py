@@ -10,13 +10,14 @@ Improvement "Making Data Count" SPC rules) and are only used when nothing is pas
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import TypeVar
+from itertools import compress, repeat
+from operator import attrgetter, ge, gt, is_not, itemgetter, le, lt, mul, sub
 
 from .model import (
     AmberRule,
@@ -107,7 +108,6 @@ def months_between(start: date, end: date) -> int:
 # --------------------------------------------------------------------------------------------
 
 _memo: ContextVar[dict | None] = ContextVar("evaluation_memo", default=None)
-_T = TypeVar("_T")
 
 
 @contextmanager
@@ -122,7 +122,11 @@ def memoized() -> Iterator[None]:
 
 def _own(measure: MeasureInput) -> dict | None:
     """The measure's memo inside ``memoized()`` (None outside): one dict per measure, so a
-    look-up is one ``id()`` and one small dict, not a tuple key per call."""
+    look-up is one ``id()`` and one small dict, not a tuple key per call.
+
+    Internal helpers take this dict (``own``) as an argument, so that one public call looks
+    the memo up once rather than once per helper (the look-up is a ContextVar read and a
+    function call, and ran a dozen times per measure-month before)."""
     memo = _memo.get()
     if memo is None:
         return None
@@ -132,17 +136,6 @@ def _own(measure: MeasureInput) -> dict | None:
     return entry[1]
 
 
-def _remember(name: str, measure: MeasureInput, args: tuple, compute: Callable[[], _T]) -> _T:
-    own = _own(measure)
-    if own is None:
-        return compute()
-    key = (name, args)
-    if key in own:
-        return own[key]
-    value = own[key] = compute()
-    return value
-
-
 @lru_cache(maxsize=4096)
 def _month_run(start: date, count: int) -> tuple[date, ...]:
     """``count`` consecutive months from ``start``."""
@@ -150,43 +143,74 @@ def _month_run(start: date, count: int) -> tuple[date, ...]:
     return tuple(date((index + i) // 12, (index + i) % 12 + 1, 1) for i in range(count))
 
 
-def _points(measure: MeasureInput) -> dict[date, MonthPoint]:
-    """Series by month (the last point given for a month wins). Callers only read it."""
-    own = _own(measure)
+_period_of = attrgetter("period")
+_actual_of = attrgetter("actual")
+_day_of = attrgetter("day")
+
+
+def _points(measure: MeasureInput, own: dict | None = None) -> dict[date, MonthPoint]:
+    """Series by month (the last point given for a month wins). Callers only read it.
+    ``own``: the measure's memo when the caller has it (else it is looked up)."""
+    if own is None:
+        own = _own(measure)
     if own is not None:
         hit = own.get("points")
         if hit is not None:
             return hit
-    out: dict[date, MonthPoint] = {}
-    for point in measure.series:
-        period = point.period
-        # month_start, inline: it runs for every point of every measure
-        if period.day != 1 or type(period) is not date:
-            period = date(period.year, period.month, 1)
-        out[period] = point
+    series = measure.series
+    periods = list(map(_period_of, series))
+    if set(map(_day_of, periods)) == {1} and set(map(type, periods)) == {date}:
+        # every period is a month start already (the usual case): keyed as they are
+        out = dict(zip(periods, series, strict=True))
+    else:
+        out = {}
+        for point in series:
+            period = point.period
+            if period.day != 1 or type(period) is not date:
+                period = date(period.year, period.month, 1)  # month_start, inline
+            out[period] = point
     if own is not None:
         own["points"] = out
     return out
 
 
-def _timeline(measure: MeasureInput, upto: date) -> tuple[tuple[date, MonthPoint | None], ...]:
-    own = _own(measure)
+def _timeline(
+    measure: MeasureInput, upto: date, own: dict | None = None
+) -> tuple[tuple[date, MonthPoint | None], ...]:
+    """:func:`timeline` as the remembered tuple (callers only read it); ``upto`` is a month
+    start. Remembers :func:`_series` too when it finds no gap month (see there)."""
+    if own is None:
+        own = _own(measure)
     key = ("timeline", upto)
-    if own is not None and key in own:
-        return own[key]
-    points = _points(measure)
-    first = None
-    for p, pt in points.items():
-        if pt.actual is not None and p <= upto and (first is None or p < first):
-            first = p
-    if first is None:
+    if own is not None:
+        hit = own.get(key)
+        if hit is not None:
+            return hit
+    points = _points(measure, own)
+    # The months with data up to ``upto``; in C where it can be (it runs for every measure).
+    with_data = list(compress(points, map(is_not, map(_actual_of, points.values()), repeat(None))))
+    if with_data and max(with_data) > upto:
+        with_data = [p for p in with_data if p <= upto]
+    if not with_data:
         value: tuple = ()
     else:
-        get = points.get
-        value = tuple((p, get(p)) for p in _month_run(first, months_between(first, upto) + 1))
+        first = min(with_data)
+        run = _month_run(first, months_between(first, upto) + 1)
+        in_run = tuple(map(points.get, run))
+        value = tuple(zip(run, in_run, strict=True))
+        if own is not None and len(with_data) == len(run):
+            # Every month of the run has data (they are distinct months from ``first`` to
+            # ``upto``): no gap month, so the months with data are the run itself.
+            own[("series", upto)] = (run, tuple(map(float, map(_actual_of, in_run))))
     if own is not None:
         own[key] = value
     return value
+
+
+@lru_cache(maxsize=1024)
+def _months_after(upto: date, count: int) -> tuple[date, ...]:
+    """The ``count`` months after ``upto``'s month."""
+    return _month_run(add_months(upto, 1), count)
 
 
 def timeline(measure: MeasureInput, upto: date) -> list[tuple[date, MonthPoint | None]]:
@@ -195,21 +219,27 @@ def timeline(measure: MeasureInput, upto: date) -> list[tuple[date, MonthPoint |
     return list(_timeline(measure, month_start(upto)))
 
 
-def _observed(measure: MeasureInput, upto: date) -> list[tuple[date, float]]:
-    """(month, actual) for months up to ``upto`` that have data, oldest first."""
-    return list(_observed_t(measure, month_start(upto)))
-
-
-def _observed_t(measure: MeasureInput, upto: date) -> tuple[tuple[date, float], ...]:
-    """:func:`_observed` as the remembered tuple (callers only read it)."""
-    own = _own(measure)
-    key = ("observed", upto)
-    if own is not None and key in own:
-        return own[key]
-    value = tuple(
-        (p, float(pt.actual))
-        for p, pt in _timeline(measure, upto)
-        if pt is not None and pt.actual is not None
+def _series(
+    measure: MeasureInput, upto: date, own: dict | None = None
+) -> tuple[tuple[date, ...], tuple[float, ...]]:
+    """The months up to ``upto`` (a month start) that have data, oldest first, and their
+    actuals as floats: two parallel tuples, remembered (callers only read them)."""
+    if own is None:
+        own = _own(measure)
+    key = ("series", upto)
+    if own is not None:
+        hit = own.get(key)
+        if hit is not None:
+            return hit
+    months = _timeline(measure, upto, own)
+    if own is not None:
+        hit = own.get(key)  # _timeline remembers it when there is no gap month
+        if hit is not None:
+            return hit
+    with_data = [(p, pt) for p, pt in months if pt is not None and pt.actual is not None]
+    value = (
+        tuple([p for p, _ in with_data]),
+        tuple([float(pt.actual) for _, pt in with_data]),  # type: ignore[arg-type]
     )
     if own is not None:
         own[key] = value
@@ -275,6 +305,66 @@ def rag(
     return "amber" if amber else "red"
 
 
+#: RAG by (target met, within tolerance), for :func:`_rags`.
+_RAG_OF: dict[tuple[bool, bool], Rag] = {
+    (True, True): "green",
+    (True, False): "green",
+    (False, True): "amber",
+    (False, False): "red",
+}
+_trajectory_of = attrgetter("trajectory")
+_point_of = itemgetter(1)  # of a (month, point) pair
+
+
+def _rags(
+    measure: MeasureInput, upto: date, amber_rule: AmberRule, own: dict | None
+) -> dict[date, Rag | None]:
+    """:func:`rag` of every month of the measure's timeline to ``upto`` (a month start), by
+    month (``None`` for a gap month).
+
+    The same tests as :func:`rag`, with the measure's attributes read once: it runs for every
+    measure-month of a review. tests/evaluation/test_speedups.py checks it against rag()."""
+    target, tolerance = measure.target, measure.tolerance
+    higher = measure.direction == "higher_is_better"
+    months = _timeline(measure, upto, own)
+    periods, values = _series(measure, upto, own)
+    # within_tolerance's bound, the same expression (None: no tolerance, never within it)
+    bound = None if tolerance is None else tolerance + _EPS * max(1.0, abs(target))
+    use_trajectory = amber_rule != "tolerance"
+    use_tolerance = amber_rule != "trajectory"
+    if len(periods) == len(months):  # no gap month: the values are every month's actual
+        green = list(map(ge if higher else le, values, repeat(target)))
+        if all(green):
+            return dict.fromkeys(periods, "green")
+        trajectories = map(_trajectory_of, map(_point_of, months))
+        if not (use_trajectory and any(map(is_not, trajectories, repeat(None)))):
+            # No trajectory value counts: amber is the tolerance test alone, done in C.
+            if use_tolerance and bound is not None:
+                near = map(le, map(abs, map(sub, values, repeat(target))), repeat(bound))
+            else:
+                near = repeat(False)
+            rags = map(_RAG_OF.__getitem__, zip(green, near, strict=False))
+            return dict(zip(periods, rags, strict=True))
+    out: dict[date, Rag | None] = {}
+    for period, point in months:
+        if point is None or point.actual is None:
+            out[period] = None
+            continue
+        value = float(point.actual)
+        if value >= target if higher else value <= target:
+            out[period] = "green"
+            continue
+        amber = False
+        if use_trajectory and point.trajectory is not None:
+            # meets_trajectory compares the actual as given (not float()-ed)
+            actual, planned = point.actual, point.trajectory
+            amber = actual >= planned if higher else actual <= planned
+        if not amber and use_tolerance and bound is not None:
+            amber = abs(value - target) <= bound
+        out[period] = "amber" if amber else "red"
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Month counts (seed 002 "Performance Improvement"; DOMAIN.md decision 4)
 # --------------------------------------------------------------------------------------------
@@ -297,6 +387,10 @@ class MonthCountRules:
     forecast_horizon: int = 3
 
 
+#: The rules used when none are passed (frozen, so one shared instance will do).
+_DEFAULT_MONTH_COUNT_RULES = MonthCountRules()
+
+
 def improvement_since(measure: MeasureInput, since: date, upto: date) -> dict[str, object]:
     """DOMAIN.md decision 4, "improvement since the plan": the measure meets the plan's
     trajectory (its latest month with data after ``since`` meets that month's trajectory
@@ -308,10 +402,20 @@ def improvement_since(measure: MeasureInput, since: date, upto: date) -> dict[st
     "mean_since": float | None, "mean_before": float | None, "trajectory_met": bool | None}``;
     ``improved`` is ``None`` when no month with data follows ``since``.
     """
+    return _improvement_since(measure, since, month_start(upto), _own(measure))
+
+
+def _improvement_since(
+    measure: MeasureInput, since: date, upto: date, own: dict | None
+) -> dict[str, object]:
+    """:func:`improvement_since` with ``upto`` a month start and the measure's memo given."""
     since = month_start(since)
-    observed = _observed(measure, upto)
-    after = [(p, v) for p, v in observed if p > since]
-    before_all = [(p, v) for p, v in observed if p <= since]
+    periods, values = _series(measure, upto, own)
+    # in month order: the months up to ``since`` come first
+    split = len(periods)
+    while split and periods[split - 1] > since:
+        split -= 1
+    after = list(zip(periods[split:], values[split:], strict=True))
     result: dict[str, object] = {
         "improved": None,
         "months_since": after,
@@ -322,10 +426,11 @@ def improvement_since(measure: MeasureInput, since: date, upto: date) -> dict[st
     }
     if not after:
         return result
-    points = _points(measure)
-    latest = points[after[-1][0]]
+    latest = _points(measure, own)[after[-1][0]]
     trajectory_met = meets_trajectory(measure, latest)
-    before = before_all[-len(after) :] if before_all else []
+    # the same number of months up to ``since`` (fewer when there are not that many)
+    start = max(0, split - len(after))
+    before = list(zip(periods[start:split], values[start:split], strict=True))
     mean_since = sum(v for _, v in after) / len(after)
     mean_before = sum(v for _, v in before) / len(before) if before else None
     beats = mean_before is not None and (
@@ -359,34 +464,42 @@ def month_count(
     after the plan's approval without improvement) and ``second_level`` (continued failure,
     ``second_level_months`` without improvement).
     """
-    rules = rules or MonthCountRules()
+    rules = rules or _DEFAULT_MONTH_COUNT_RULES
     upto = month_start(upto)
-    months = _timeline(measure, upto)  # read only: no copy
+    own = _own(measure)
+    months = _timeline(measure, upto, own)  # read only: no copy
     if not months:
         return MonthCount(status="no_data", consecutive_under=0)
+    # Gap months, when there are any (the observed months are remembered for SPC anyway).
     missing: list[date] = []
+    if len(_series(measure, upto, own)[0]) != len(months):
+        missing = [p for p, pt in months if pt is None or pt.actual is None]
+    # The current run is the months with data since the last change between missing and
+    # meeting the target: read back from the latest month until the first change.
     under: list[date] = []
     met = 0
     target, higher = measure.target, measure.higher_is_better
-    for period, point in months:
+    for period, point in reversed(months):
         if point is None or point.actual is None:
-            missing.append(period)
-            continue
+            continue  # a gap month neither counts nor breaks the run
         value = float(point.actual)
         if value >= target if higher else value <= target:  # meets_target, inline
-            under = []
+            if under:
+                break
             met += 1
         else:
+            if met:
+                break
             under.append(period)
-            met = 0
+    under.reverse()
     consecutive = len(under)
-    projection = forecast(measure, upto, horizon=rules.forecast_horizon)
+    projection = _forecast_memo(measure, upto, rules.forecast_horizon, 6, 3, own)
     forecast_fails = bool(projection and projection.fails)
 
     improved: bool | None = None
     without = 0
     if plan_approved_on is not None and month_start(plan_approved_on) <= upto:
-        test = improvement_since(measure, plan_approved_on, upto)
+        test = _improvement_since(measure, plan_approved_on, upto, own)
         improved = test["improved"]  # type: ignore[assignment]
         if improved is False and consecutive > 0:
             without = len(test["months_since"])  # type: ignore[arg-type]
@@ -422,17 +535,22 @@ def _rank(status: str) -> int:
 def data_quality_warnings(measure: MeasureInput, upto: date) -> tuple[str, ...]:
     """Gap months (DOMAIN.md decision 4; seed 001 appendix 6, completeness) up to ``upto``."""
     upto = month_start(upto)
-    months = timeline(measure, upto)
+    return _data_quality_warnings(measure, upto, _own(measure))
+
+
+def _data_quality_warnings(measure: MeasureInput, upto: date, own: dict | None) -> tuple[str, ...]:
+    """:func:`data_quality_warnings` with ``upto`` a month start and the measure's memo given."""
+    months = _timeline(measure, upto, own)  # read only: no copy
     if not months:
         return (f"{measure.name} ({measure.code}): no data up to {month_label(upto, True)}.",)
-    out = []
-    for period, point in months:
-        if point is None or point.actual is None:
-            out.append(
-                f"{measure.name} ({measure.code}): no data for {month_label(period, True)}; "
-                "the month is neither counted nor breaks the run."
-            )
-    return tuple(out)
+    if len(_series(measure, upto, own)[0]) == len(months):
+        return ()  # no gap month (the common case); the observed months are remembered anyway
+    return tuple(
+        f"{measure.name} ({measure.code}): no data for {month_label(period, True)}; "
+        "the month is neither counted nor breaks the run."
+        for period, point in months
+        if point is None or point.actual is None
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,6 +621,10 @@ def _kind(measure: MeasureInput, high: bool) -> str:
     return "improvement" if high == measure.higher_is_better else "concern"
 
 
+#: The rules used when none are passed (frozen, so one shared instance will do).
+_DEFAULT_SPC_RULES = SpcRules()
+
+
 def spc(
     measure: MeasureInput, upto: date | None = None, rules: SpcRules | None = None
 ) -> SpcResult | None:
@@ -511,36 +633,59 @@ def spc(
     *improvement* when higher is better and a *concern* when lower is better (and vice versa).
     ``None`` when fewer than ``rules.min_points`` months have data.
     """
-    rules = rules or SpcRules()
+    rules = rules or _DEFAULT_SPC_RULES
     if upto is None:
         months = [month_start(p.period) for p in measure.series if p.actual is not None]
         if not months:
             return None
         upto = max(months)
-    upto = month_start(upto)
-    return _remember("spc", measure, (upto, rules), lambda: _spc(measure, upto, rules))
+    return _spc_memo(measure, month_start(upto), rules, _own(measure))
 
 
-def _spc(measure: MeasureInput, upto: date, rules: SpcRules) -> SpcResult | None:
-    data = _observed_t(measure, upto)
-    if len(data) < rules.min_points:
+_MISSING = object()
+
+
+def _spc_memo(
+    measure: MeasureInput, upto: date, rules: SpcRules, own: dict | None
+) -> SpcResult | None:
+    """:func:`spc` with ``upto`` a month start, remembered in the measure's memo ``own``."""
+    if own is None:
+        return _spc(measure, upto, rules, None)
+    # the default rules get a cheaper key (hashing a dataclass hashes all its fields)
+    key = ("spc", upto) if rules is _DEFAULT_SPC_RULES else ("spc", upto, rules)
+    hit = own.get(key, _MISSING)
+    if hit is _MISSING:
+        hit = own[key] = _spc(measure, upto, rules, own)
+    return hit  # type: ignore[return-value]
+
+
+def _spc(
+    measure: MeasureInput, upto: date, rules: SpcRules, own: dict | None = None
+) -> SpcResult | None:
+    periods, values = _series(measure, upto, own)
+    n = len(values)
+    if n < rules.min_points:
         return None
-    periods = [p for p, _ in data]
-    values = [v for _, v in data]
     mean = sum(values) / len(values)
-    ranges = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
-    mr_bar = sum(ranges) / len(ranges)
+    # mean absolute moving range: |b - a| for each consecutive pair, summed in order
+    mr_bar = sum(map(abs, map(sub, values[1:], values))) / (n - 1)
     ucl = mean + rules.limit_factor * mr_bar
     lcl = mean - rules.limit_factor * mr_bar
     sigma = mr_bar / rules.sigma_divisor
     signals: list[SpcSignal] = []
 
-    n = len(values)
     # Runs are scanned as [start, end) index ranges; each rule as Making Data Count states it.
+    # Most charts have no signal: each rule first rules its signals out as cheaply as it can
+    # (for runs: the comparisons as bytes, 1 where it holds, and a search in C for a long
+    # enough run; the scan that makes the signals runs only when there may be one).
+    # mr_bar > 0 means no value is NaN, so max() and min() are well defined.
+    top = bottom = 0.0
+    if mr_bar > 0:
+        top, bottom = max(values), min(values)
 
     # 1. A point beyond the process limits.
-    if mr_bar > 0:
-        for period, value in data:
+    if mr_bar > 0 and (top > ucl or bottom < lcl):
+        for period, value in zip(periods, values, strict=True):
             if value > ucl or value < lcl:
                 high = value > ucl
                 signals.append(
@@ -549,48 +694,63 @@ def _spc(measure: MeasureInput, upto: date, rules: SpcRules) -> SpcResult | None
                     )  # type: ignore[arg-type]
                 )
 
-    # 2. A shift: a run of shift_length or more on one side of the mean.
-    for high in (True, False):
-        length = 0
+    # 2. A shift: a run of shift_length or more on one side of the mean (a point on the mean
+    #    is on neither side). One pass over the maximal runs of each side.
+    shift_length = rules.shift_length
+    above = bytes(map(gt, values, repeat(mean)))  # 1 above the mean, 0 below or on it
+    # a long enough run of 0s is only a candidate (a point on the mean breaks a low run)
+    if b"\x01" * max(shift_length, 1) in above or b"\x00" * max(shift_length, 1) in above:
+        side, start = 0, 0
         for i in range(n + 1):
-            if i < n and (values[i] > mean if high else values[i] < mean):
-                length += 1
+            here = 0 if i == n else (1 if values[i] > mean else -1 if values[i] < mean else 0)
+            if here == side:
                 continue
-            if length >= rules.shift_length and length:
+            if side and i - start >= shift_length:
+                high = side > 0
                 signals.append(
                     SpcSignal(
                         "shift",
-                        tuple(periods[i - length : i]),
+                        periods[start:i],
                         _kind(measure, high),  # type: ignore[arg-type]
                         "high" if high else "low",
                     )
                 )
-            length = 0
+            side, start = here, i
 
-    # 3. A trend: trend_length or more points each higher (lower) than the one before.
-    for rising in (True, False):
-        first = 0
+    # 3. A trend: trend_length or more points each higher (lower) than the one before. One
+    #    pass; a rising and a falling run are tracked side by side.
+    trend_length = rules.trend_length
+    rises = bytes(map(gt, values[1:], values))  # 1 where a point is above the one before
+    # trend_length points make one step fewer; a run of 0s (falls or unchanged values) is
+    # only a candidate for a falling trend
+    steps = max(trend_length - 1, 0)
+    if b"\x01" * steps in rises or b"\x00" * steps in rises:
+        rise = fall = 0  # where the current rising / falling run starts
         for i in range(1, n + 1):
-            if i < n and (values[i] > values[i - 1] if rising else values[i] < values[i - 1]):
-                continue
-            if i - first >= rules.trend_length:
-                signals.append(
-                    SpcSignal(
-                        "trend",
-                        tuple(periods[first:i]),
-                        _kind(measure, rising),  # type: ignore[arg-type]
-                        "rising" if rising else "falling",
-                    )
-                )
-            first = i
+            up = i < n and values[i] > values[i - 1]
+            down = i < n and values[i] < values[i - 1]
+            if not up:
+                if i - rise >= trend_length:
+                    signals.append(
+                        SpcSignal("trend", periods[rise:i], _kind(measure, True), "rising")
+                    )  # type: ignore[arg-type]
+                rise = i
+            if not down:
+                if i - fall >= trend_length:
+                    signals.append(
+                        SpcSignal("trend", periods[fall:i], _kind(measure, False), "falling")
+                    )  # type: ignore[arg-type]
+                fall = i
 
     # 4. Two of three consecutive points beyond 2 sigma on the same side (overlapping
-    #    windows merged into one signal).
+    #    windows merged into one signal). (sigma > 0 implies mr_bar > 0: top / bottom are set.)
     if sigma > 0:
         upper, lower = mean + 2 * sigma, mean - 2 * sigma
         for high in (True, False):
-            near = [(v > upper) if high else (v < lower) for v in values]
-            if sum(near) < 2:
+            if (top <= upper) if high else (bottom >= lower):
+                continue  # no point beyond 2 sigma on this side
+            near = bytes(map(gt, values, repeat(upper)) if high else map(lt, values, repeat(lower)))
+            if near.count(1) < 2:
                 continue  # no window can hold two
             flagged: list[set[int]] = []
             for start in range(n - 2):
@@ -610,14 +770,15 @@ def _spc(measure: MeasureInput, upto: date, rules: SpcRules) -> SpcResult | None
                     )
                 )
 
-    signals.sort(key=lambda s: (s.periods[0], s.rule, s.side))
+    if len(signals) > 1:
+        signals.sort(key=lambda s: (s.periods[0], s.rule, s.side))
     return SpcResult(
         mean=mean,
         ucl=ucl,
         lcl=lcl,
         signals=tuple(signals),
         mr_bar=mr_bar,
-        periods=tuple(periods),
+        periods=periods,
     )
 
 
@@ -627,14 +788,27 @@ def _spc(measure: MeasureInput, upto: date, rules: SpcRules) -> SpcResult | None
 # --------------------------------------------------------------------------------------------
 
 
-def _linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    n = len(xs)
-    mx = sum(xs) / n
-    my = sum(ys) / n
+@lru_cache(maxsize=1024)
+def _x_terms(offsets: tuple[int, ...]) -> tuple[float, float, tuple[float, ...]]:
+    """The x half of the least-squares fit on month offsets ``offsets``: mean, sum of
+    squared deviations and the deviations. Nearly every forecast has the same x axis (6
+    months without a gap), so these are worked out once per axis."""
+    xs = [float(o) for o in offsets]
+    mx = sum(xs) / len(xs)
     sxx = sum((x - mx) ** 2 for x in xs)
+    return mx, sxx, tuple(x - mx for x in xs)
+
+
+def _fit_offsets(offsets: tuple[int, ...], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares line (slope, intercept) of ``ys`` on ``float(offsets)``.
+
+    Bit for bit the straightforward fit (means as ``sum / n``, ``sum((x - mx) ** 2)``,
+    ``sum((x - mx) * (y - my)) / sxx``), with the x terms remembered (see :func:`_x_terms`)."""
+    mx, sxx, dxs = _x_terms(offsets)
+    my = sum(ys) / len(ys)
     if sxx == 0:
         return 0.0, my
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    slope = sum(map(mul, dxs, [y - my for y in ys])) / sxx
     return slope, my - slope * mx
 
 
@@ -652,29 +826,51 @@ def forecast(
     series carries one, else with the target; ``Forecast.fails`` is True when any projected
     month misses it. ``None`` with fewer than ``min_points`` months of data.
     """
-    upto = month_start(upto)
-    return _remember(
-        "forecast",
-        measure,
-        (upto, horizon, window, min_points),
-        lambda: _forecast(measure, upto, horizon, window, min_points),
-    )
+    return _forecast_memo(measure, month_start(upto), horizon, window, min_points, _own(measure))
+
+
+def _forecast_memo(
+    measure: MeasureInput,
+    upto: date,
+    horizon: int,
+    window: int,
+    min_points: int,
+    own: dict | None,
+) -> Forecast | None:
+    """:func:`forecast` with ``upto`` a month start, remembered in the measure's memo."""
+    if own is None:
+        return _forecast(measure, upto, horizon, window, min_points, None)
+    key = ("forecast", upto, horizon, window, min_points)
+    hit = own.get(key, _MISSING)
+    if hit is _MISSING:
+        hit = own[key] = _forecast(measure, upto, horizon, window, min_points, own)
+    return hit  # type: ignore[return-value]
 
 
 def _forecast(
-    measure: MeasureInput, upto: date, horizon: int, window: int, min_points: int
+    measure: MeasureInput,
+    upto: date,
+    horizon: int,
+    window: int,
+    min_points: int,
+    own: dict | None = None,
 ) -> Forecast | None:
-    data = _observed_t(measure, upto)[-window:]
-    if len(data) < min_points:
+    periods, values = _series(measure, upto, own)
+    basis, ys = periods[-window:], values[-window:]
+    if len(basis) < min_points:
         return None
-    origin = _index(data[0][0])
-    xs = [float(_index(p) - origin) for p, _ in data]
-    slope, intercept = _linear_fit(xs, [v for _, v in data])
-    points = _points(measure)
+    origin = _index(basis[0])
+    if _index(basis[-1]) - origin == len(basis) - 1:
+        offsets = tuple(range(len(basis)))  # no gap month in the window (the common case)
+    else:
+        offsets = tuple(_index(p) - origin for p in basis)
+    slope, intercept = _fit_offsets(offsets, ys)
+    points = _points(measure, own)
+    higher = measure.higher_is_better
+    start = _index(upto) - origin
     out = []
-    for step in range(1, horizon + 1):
-        period = add_months(upto, step)
-        value = intercept + slope * (_index(period) - origin)
+    for step, period in enumerate(_months_after(upto, horizon), 1):
+        value = intercept + slope * (start + step)
         if not math.isfinite(value):
             continue
         planned = points.get(period)
@@ -682,8 +878,9 @@ def _forecast(
             bar, bar_kind = float(planned.trajectory), "trajectory"
         else:
             bar, bar_kind = float(measure.target), "target"
-        fails = not _at_least_as_good(measure, value + 0.0, bar) and not math.isclose(
+        moved = value + 0.0
+        fails = not (moved >= bar if higher else moved <= bar) and not math.isclose(
             value, bar, rel_tol=_EPS, abs_tol=_EPS
         )
         out.append(ForecastPoint(period, value, bar, bar_kind, fails))  # type: ignore[arg-type]
-    return Forecast(points=tuple(out), slope=slope, basis=tuple(p for p, _ in data))
+    return Forecast(points=tuple(out), slope=slope, basis=basis)

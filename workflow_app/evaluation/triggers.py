@@ -136,6 +136,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from state_machines.framework import Framework, Track
@@ -154,11 +155,11 @@ from .model import (
     UnitEvaluation,
     UnitInput,
 )
+from .rules import _DEFAULT_SPC_RULES as DEFAULT_SPC_RULES
 from .rules import (
     DEFAULT_AMBER_RULE,
     MonthCountRules,
     add_months,
-    data_quality_warnings,
     finance_signals,
     forecast,
     improvement_since,
@@ -168,9 +169,13 @@ from .rules import (
     months_between,
     rag,
     spc,
-    timeline,
 )
+from .rules import _data_quality_warnings as rules_dq
+from .rules import _forecast_memo as rules_forecast
+from .rules import _own as rules_own
 from .rules import _points as rules_points
+from .rules import _rags as rules_rags
+from .rules import _spc_memo as rules_spc
 from .rules import _timeline as rules_timeline
 from .text import (
     join_words,
@@ -248,8 +253,9 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
+@lru_cache(maxsize=1024)
 def _ym(period: date) -> str:
-    return period.strftime("%Y-%m")
+    return period.strftime("%Y-%m")  # remembered: evidence names the same months many times
 
 
 def _points(measure: MeasureInput) -> dict[date, MonthPoint]:
@@ -272,15 +278,23 @@ def _bar_miss_run(measure: MeasureInput, upto: date, after: date | None = None) 
     """Months of the current run of missed bars (gap months skipped), only months after
     ``after``'s month when given."""
     run: list[date] = []
-    for period, point in timeline(measure, upto):
-        if after is not None and period <= month_start(after):
-            continue
+    first = None if after is None else month_start(after)
+    higher = measure.higher_is_better
+    target = float(measure.target)
+    # Read back from the latest month (the timeline is in month order) to the last month
+    # that met its bar: the months missed since then are the run.
+    for period, point in reversed(rules_timeline(measure, month_start(upto))):
+        if first is not None and period <= first:
+            break  # this month and every earlier one are not after ``after``
         if point is None or point.actual is None:
             continue
-        if _meets_bar(measure, point):
-            run = []
-        else:
-            run.append(period)
+        # _meets_bar, inline: the bar is the month's trajectory value, else the target
+        bar = target if point.trajectory is None else float(point.trajectory)
+        value = float(point.actual)
+        if value >= bar if higher else value <= bar:
+            break
+        run.append(period)
+    run.reverse()
     return run
 
 
@@ -460,7 +474,7 @@ def _sustained_deterioration(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) -> 
 
 
 def _recent(measure: MeasureInput, ctx: _Ctx) -> list[tuple[date, MonthPoint]]:
-    return [(p, pt) for p, pt in timeline(measure, ctx.period) if pt is not None]
+    return [(p, pt) for p, pt in rules_timeline(measure, ctx.period) if pt is not None]
 
 
 def _trajectory_missed_kinds(kinds: list[str] | None, label: str) -> Signal:
@@ -939,8 +953,12 @@ def _scopes(ctx: _Ctx, track: Track, whole_unit: bool) -> list[_Scope]:
             measures = tuple(m for m in unit.measures if m.domain in own)
             concerns = tuple(c for c in unit.concerns if c.domain in own)
         else:
-            measures = tuple(m for m in unit.measures if not _claimed(fw, track.name, m.domain))
-            concerns = tuple(c for c in unit.concerns if not _claimed(fw, track.name, c.domain))
+            # _claimed of each domain, worked out once per domain rather than per measure
+            claimed: dict[str, bool] = {}
+            for domain in {m.domain for m in unit.measures} | {c.domain for c in unit.concerns}:
+                claimed[domain] = _claimed(fw, track.name, domain)
+            measures = tuple(m for m in unit.measures if not claimed[m.domain])
+            concerns = tuple(c for c in unit.concerns if not claimed[c.domain])
     out.append(
         _Scope(
             key=track.name,
@@ -988,6 +1006,17 @@ def _fire(
 
 
 def _jsonable(value: Any) -> Any:
+    # Exact types first (evidence is mostly str, int, float, dict and list), then the general
+    # tests below, which give the same result for these.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_jsonable(v) for v in value]
+    if kind is float:
+        return round(value, 4)  # _r
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -1116,28 +1145,20 @@ def _case_proposals(
 
 
 def _measure_evaluation(ctx: _Ctx, measure: MeasureInput) -> MeasureEvaluation:
-    # rag() for every month; a month that meets its target is green without the call (most
-    # months do), the same test rag() makes first.
-    target, higher, amber_rule = measure.target, measure.higher_is_better, ctx.amber_rule
-    rags: dict[date, Any] = {}
-    for p, pt in rules_timeline(measure, ctx.period):
-        if pt is None or pt.actual is None:
-            rags[p] = None
-            continue
-        value = float(pt.actual)
-        if value >= target if higher else value <= target:
-            rags[p] = "green"
-        else:
-            rags[p] = rag(measure, pt, amber_rule)
+    # The rules' internal forms, given the measure's memo: one memo look-up for the measure
+    # instead of one per rule and helper (the public functions each look it up). The month
+    # count's forecast is the default forecast below, worked out once.
+    own = rules_own(measure)
+    period = ctx.period
     plan = ctx.unit.plan_for(f"measure:{measure.code}")
     count = ctx.count(measure, plan.approved_on if plan else None)
     return MeasureEvaluation(
         code=measure.code,
-        rag_by_period=rags,
+        rag_by_period=rules_rags(measure, period, ctx.amber_rule, own),
         month_count=count,
-        spc=spc(measure, ctx.period),
-        forecast=forecast(measure, ctx.period),
-        data_quality_warnings=data_quality_warnings(measure, ctx.period),
+        spc=rules_spc(measure, period, DEFAULT_SPC_RULES, own),
+        forecast=rules_forecast(measure, period, 3, 6, 3, own),
+        data_quality_warnings=rules_dq(measure, period, own),
     )
 
 
