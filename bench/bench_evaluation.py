@@ -19,8 +19,9 @@ What it does (see bench/README.md for the meaning of every figure):
    last month): the months before the last as a backfill, ``review_months`` (the values
    read once for the whole span), then the last month alone, ``run_review(month)``, as the
    scheduler reviews each new month.
-5. The pure evaluation of the last month: ``unit_input(unit, month)`` for every unit (the
-   database loading), then ``evaluate_unit`` alone on those prebuilt inputs.
+5. The pure evaluation of the last month: ``unit_inputs(units, month)`` for every unit, as
+   ``run_review`` reads them (the database loading), then ``evaluate_unit`` alone on those
+   prebuilt inputs.
 6. A plain SQL baseline: ``SELECT measure_id, period, value FROM monthly_actuals`` (all
    U x M x T rows) and the same restricted to the last month (U x M rows).
 
@@ -70,7 +71,7 @@ from workflow_app.models.measures import (  # noqa: E402
 from workflow_app.models.org import Domain, Person, RoleGrant, Unit  # noqa: E402
 from workflow_app.models.roles import PERFORMANCE_TEAM  # noqa: E402
 from workflow_app.services.org import open_cases_for_unit  # noqa: E402
-from workflow_app.services.review import review_months, run_review, unit_input  # noqa: E402
+from workflow_app.services.review import review_months, run_review, unit_inputs  # noqa: E402
 
 #: The last month of the body; the body runs back ``months`` months from it.
 LAST_MONTH = date(2025, 12, 1)
@@ -331,13 +332,15 @@ def review_all(app: Flask, months: list[date], profiler: cProfile.Profile | None
 
 
 def split_month(app: Flask, month: date) -> dict:
-    """``unit_input`` for every unit (database loading), then ``evaluate_unit`` alone."""
+    """``unit_inputs`` for every unit (database loading, as ``run_review`` does it), then
+    ``evaluate_unit`` alone."""
     with app.app_context():
         units = db.session.scalars(
             sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
         ).all()
         start = time.perf_counter()
-        inputs = [(unit.framework, unit_input(unit, month)) for unit in units]
+        read = unit_inputs(units, month)
+        inputs = [(unit.framework, read[unit.id]) for unit in units]
         build_s = time.perf_counter() - start
         db.session.rollback()
         frameworks = {name: get_framework(name) for name, _ in inputs}
@@ -411,7 +414,7 @@ def run(
             "parse + validate + load of the finance CSV (baseline pro rata)",
         ),
         Phase("review 1 month", n_month, reviewed["seconds"][-1], month_base_s, "last month"),
-        Phase("unit_input", n_month, split["build_s"], month_base_s, "DB loading, last month"),
+        Phase("unit_inputs", n_month, split["build_s"], month_base_s, "DB loading, last month"),
         Phase("evaluate_unit", n_month, split["evaluate_s"], month_base_s, "pure, last month"),
         Phase(f"review {months} months", n_perf, review_s, all_s, "commit per month"),
     ]
@@ -501,7 +504,7 @@ def format_table(results: list[EvaluationResult]) -> str:
 def describe(result: EvaluationResult) -> str:
     months = result.month_s
     by = {p.name: p for p in result.phases}
-    one, build, pure = by["review 1 month"], by["unit_input"], by["evaluate_unit"]
+    one, build, pure = by["review 1 month"], by["unit_inputs"], by["evaluate_unit"]
     lines = [
         f"[{result.db}] {result.units} units x {result.measures} measures x {result.months} "
         f"months = {result.performance_rows:,} performance rows + {result.finance_rows:,} "
@@ -512,7 +515,7 @@ def describe(result: EvaluationResult) -> str:
         f"  review per month: first {months[0]:.2f} s, median {statistics.median(months):.2f} s,"
         f" max {max(months):.2f} s, last {months[-1]:.2f} s; {result.proposals:,} proposals "
         "stored over all months",
-        f"  last month: unit_input {build.seconds:.2f} s + evaluate_unit {pure.seconds:.2f} s"
+        f"  last month: unit_inputs {build.seconds:.2f} s + evaluate_unit {pure.seconds:.2f} s"
         f" ({100 * pure.seconds / max(build.seconds + pure.seconds, 1e-9):.0f} % evaluation); "
         f"run_review {one.seconds:.2f} s",
         f"  baseline: SELECT measure_id, period, value FROM monthly_actuals: "
