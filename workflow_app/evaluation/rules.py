@@ -493,7 +493,9 @@ def month_count(
             under.append(period)
     under.reverse()
     consecutive = len(under)
-    projection = _forecast_memo(measure, upto, rules.forecast_horizon, 6, 3, own)
+    projection = _forecast_memo(
+        measure, upto, rules.forecast_horizon, FORECAST_WINDOW, FORECAST_MIN_POINTS, own
+    )
     forecast_fails = bool(projection and projection.fails)
 
     improved: bool | None = None
@@ -812,13 +814,20 @@ def _fit_offsets(offsets: tuple[int, ...], ys: Sequence[float]) -> tuple[float, 
     return slope, my - slope * mx
 
 
+#: The forecast's defaults: 3 months ahead ("the next quarter", seed 002), a line fitted to the
+#: last 6 months with data, and no forecast from fewer than 3.
+FORECAST_HORIZON = 3
+FORECAST_WINDOW = 6
+FORECAST_MIN_POINTS = 3
+
+
 def forecast(
     measure: MeasureInput,
     upto: date,
-    horizon: int = 3,
+    horizon: int = FORECAST_HORIZON,
     *,
-    window: int = 6,
-    min_points: int = 3,
+    window: int = FORECAST_WINDOW,
+    min_points: int = FORECAST_MIN_POINTS,
 ) -> Forecast | None:
     """Project the measure ``horizon`` months beyond ``upto`` with a least-squares linear
     trend on its last ``window`` (6) months with data (gap months keep their place on the time

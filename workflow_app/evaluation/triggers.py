@@ -158,6 +158,9 @@ from .model import (
 from .rules import _DEFAULT_SPC_RULES as DEFAULT_SPC_RULES
 from .rules import (
     DEFAULT_AMBER_RULE,
+    FORECAST_HORIZON,
+    FORECAST_MIN_POINTS,
+    FORECAST_WINDOW,
     MonthCountRules,
     add_months,
     finance_signals,
@@ -1157,7 +1160,9 @@ def _measure_evaluation(ctx: _Ctx, measure: MeasureInput) -> MeasureEvaluation:
         rag_by_period=rules_rags(measure, period, ctx.amber_rule, own),
         month_count=count,
         spc=rules_spc(measure, period, DEFAULT_SPC_RULES, own),
-        forecast=rules_forecast(measure, period, 3, 6, 3, own),
+        forecast=rules_forecast(
+            measure, period, FORECAST_HORIZON, FORECAST_WINDOW, FORECAST_MIN_POINTS, own
+        ),
         data_quality_warnings=rules_dq(measure, period, own),
     )
 
