@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from workflow_app.evaluation import (
@@ -29,7 +29,14 @@ from workflow_app.evaluation import (
     rag,
     spc,
 )
-from workflow_app.evaluation.rules import _rags, add_months, memoized, month_start, timeline
+from workflow_app.evaluation.rules import (
+    _own,
+    _rags,
+    add_months,
+    memoized,
+    month_start,
+    timeline,
+)
 from workflow_app.evaluation.triggers import _bar_miss_run
 
 START = date(2025, 1, 1)
@@ -250,6 +257,40 @@ def measures(draw: st.DrawFn) -> MeasureInput:
     )
 
 
+@st.composite
+def review_windows(draw: st.DrawFn) -> tuple[MeasureInput, date]:
+    """The shape the monthly review gives (and the fast paths take): consecutive months
+    ending at the month evaluated, every one with an actual; with the month evaluated."""
+    count = draw(st.integers(min_value=1, max_value=26))
+    values = draw(st.lists(_values.filter(lambda v: v is not None), min_size=count, max_size=count))
+    with_trajectory = draw(st.booleans())
+    points = tuple(
+        MonthPoint(
+            add_months(START, i),
+            value,
+            draw(st.sampled_from([None, 84.0, 86.0])) if with_trajectory else None,
+        )
+        for i, value in enumerate(values)
+    )
+    measure = MeasureInput(
+        code="M1",
+        name="A measure",
+        domain="access_activity",
+        kind="key_deliverable",
+        target=85.0,
+        direction=draw(st.sampled_from(["higher_is_better", "lower_is_better"])),
+        tolerance=draw(st.sampled_from([None, 2.0, 5.0])),
+        series=points,
+    )
+    return measure, points[-1].period
+
+
+#: Any measure with any month evaluated, or the review's shape.
+_cases = st.one_of(
+    st.tuples(st.deferred(lambda: measures()), st.deferred(lambda: _upto)), review_windows()
+)
+
+
 _upto = st.sampled_from([add_months(START, k) for k in range(0, 26, 3)] + [UPTO])
 _rules = st.sampled_from(
     [
@@ -269,16 +310,36 @@ def _both(check) -> None:  # noqa: ANN001
         check()
 
 
-@given(measures(), _upto, _rules)
-def test_spc_is_the_reference(measure: MeasureInput, upto: date, rules: SpcRules) -> None:
+def _alternating(bumps: dict[int, float]) -> tuple[MeasureInput, date]:
+    """24 months alternating 85 and 86, with ``bumps`` added: a chart whose signals are known."""
+    values = [(85.0, 86.0)[i % 2] + bumps.get(i, 0.0) for i in range(24)]
+    points = tuple(MonthPoint(add_months(START, i), v) for i, v in enumerate(values))
+    measure = MeasureInput(
+        code="M1",
+        name="A measure",
+        domain="access_activity",
+        kind="key_deliverable",
+        target=85.0,
+        direction="higher_is_better",
+        series=points,
+    )
+    return measure, points[-1].period
+
+
+@given(_cases, _rules)
+@example(_alternating({0: 3.0, 2: 3.0}), SpcRules())  # two of three, one month apart
+@example(_alternating({0: 3.5, 2: 3.5, 4: 3.5}), SpcRules())  # a chain of them: one signal
+def test_spc_is_the_reference(case: tuple[MeasureInput, date], rules: SpcRules) -> None:
+    measure, upto = case
     expected = _outcome(lambda: _ref_spc(measure, upto, rules))
     _both(lambda: _eq(_outcome(lambda: spc(measure, upto, rules)), expected))
 
 
-@given(measures(), _upto, st.integers(1, 4), st.integers(0, 8), st.integers(1, 4))
+@given(_cases, st.integers(1, 4), st.integers(0, 8), st.integers(1, 4))
 def test_forecast_is_the_reference(
-    measure: MeasureInput, upto: date, horizon: int, window: int, min_points: int
+    case: tuple[MeasureInput, date], horizon: int, window: int, min_points: int
 ) -> None:
+    measure, upto = case
     expected = repr(_ref_forecast(measure, upto, horizon, window, min_points))
 
     def check() -> None:
@@ -288,10 +349,11 @@ def test_forecast_is_the_reference(
     _both(check)
 
 
-@given(measures(), _upto, st.sampled_from([None, date(2025, 6, 1), date(2026, 3, 1)]))
+@given(_cases, st.sampled_from([None, date(2025, 6, 1), date(2026, 3, 1)]))
 def test_month_count_runs_are_the_reference(
-    measure: MeasureInput, upto: date, plan: date | None
+    case: tuple[MeasureInput, date], plan: date | None
 ) -> None:
+    measure, upto = case
     missing, under, met = _ref_runs(measure, upto)
 
     def check() -> None:
@@ -327,8 +389,9 @@ def test_improvement_since_is_the_reference(measure: MeasureInput, upto: date, s
     _both(check)
 
 
-@given(measures(), _upto)
-def test_timeline_and_warnings_are_the_reference(measure: MeasureInput, upto: date) -> None:
+@given(_cases)
+def test_timeline_and_warnings_are_the_reference(case: tuple[MeasureInput, date]) -> None:
+    measure, upto = case
     expected = _ref_timeline(measure, upto)
     gaps = [p for p, pt in expected if pt is None or pt.actual is None]
 
@@ -340,8 +403,9 @@ def test_timeline_and_warnings_are_the_reference(measure: MeasureInput, upto: da
     _both(check)
 
 
-@given(measures(), _upto, st.sampled_from(["trajectory", "tolerance", "either"]))
-def test_rags_are_rag_of_each_month(measure: MeasureInput, upto: date, rule: str) -> None:
+@given(_cases, st.sampled_from(["trajectory", "tolerance", "either"]))
+def test_rags_are_rag_of_each_month(case: tuple[MeasureInput, date], rule: str) -> None:
+    measure, upto = case
     expected = {
         p: (None if pt is None else rag(measure, pt, rule))  # type: ignore[arg-type]
         for p, pt in _ref_timeline(measure, upto)
@@ -349,6 +413,9 @@ def test_rags_are_rag_of_each_month(measure: MeasureInput, upto: date, rule: str
     _eq(_rags(measure, upto, rule, None), expected)  # type: ignore[arg-type]
     with memoized():
         _eq(_rags(measure, upto, rule, None), expected)  # type: ignore[arg-type]
+        # with the measure's memo, as the evaluation calls it (the timeline's fast path)
+        _eq(_rags(measure, upto, rule, _own(measure)), expected)  # type: ignore[arg-type]
+        _eq(_rags(measure, upto, rule, _own(measure)), expected)  # type: ignore[arg-type]
 
 
 @given(measures(), _upto, st.sampled_from([None, date(2025, 3, 1), date(2025, 9, 1), UPTO]))

@@ -147,7 +147,7 @@ def test_a_gap_month_is_a_data_quality_warning_not_a_failure(app, create_unit, c
             MonthlyActual(measure_id=measure.id, period=date(2026, month, 1), value=value)
         )
     db.session.commit()
-    (evaluation,) = run_review(OCT).evaluations
+    (evaluation,) = run_review(OCT, keep_evaluations=True).evaluations
     warnings = " ".join(evaluation.warnings) + " ".join(
         w for m in evaluation.measures for w in m.data_quality_warnings
     )

@@ -186,6 +186,19 @@ def _timeline(
         hit = own.get(key)
         if hit is not None:
             return hit
+    series = measure.series
+    if own is not None and series and series[-1].period == upto:
+        # The usual shape (a review's 24-month window): consecutive month starts ending at
+        # ``upto``, every one with an actual. The timeline is then the series itself, so it
+        # is made without the points by month (worked out later only if a rule asks).
+        periods = tuple(map(_period_of, series))
+        run = _month_run(periods[0], len(series))
+        actuals = tuple(map(_actual_of, series))
+        if periods == run and None not in actuals:
+            value = tuple(zip(run, series, strict=True))
+            own[("series", upto)] = (run, tuple(map(float, actuals)))
+            own[key] = value
+            return value
     points = _points(measure, own)
     # The months with data up to ``upto``; in C where it can be (it runs for every measure).
     with_data = list(compress(points, map(is_not, map(_actual_of, points.values()), repeat(None))))
@@ -619,6 +632,33 @@ class SpcRules:
     min_points: int = 3
 
 
+def _runs_of_ones(flags: bytes, length: int, points: int | None = None) -> list[tuple[int, int]]:
+    """The maximal runs of 1s in ``flags`` at least ``length`` long, as ``[start, end)``.
+
+    With ``points`` (a trend's steps between ``points`` values) a run of ``k`` steps from
+    ``i`` spans the points ``i .. i + k``; runs of length 0 are then the points not inside a
+    run of 1s (a one-point "trend", only when the rules ask for ``length`` 0)."""
+    out = []
+    size, i = len(flags), 0
+    while i < size:
+        start = flags.find(1, i)
+        if start < 0:
+            break
+        end = flags.find(0, start)
+        if end < 0:
+            end = size
+        if end - start >= length:
+            out.append((start, end))
+        i = end
+    if length <= 0 and points is not None:
+        # every point outside the runs of 1s is a run of 0 steps of its own
+        inside = set()
+        for start, end in out:
+            inside.update(range(start, end + 1))
+        out += [(p, p) for p in range(points) if p not in inside]
+    return out
+
+
 def _kind(measure: MeasureInput, high: bool) -> str:
     return "improvement" if high == measure.higher_is_better else "concern"
 
@@ -697,56 +737,51 @@ def _spc(
                 )
 
     # 2. A shift: a run of shift_length or more on one side of the mean (a point on the mean
-    #    is on neither side). One pass over the maximal runs of each side.
+    #    is on neither side): the maximal runs of 1s in "above" and in "below".
     shift_length = rules.shift_length
     above = bytes(map(gt, values, repeat(mean)))  # 1 above the mean, 0 below or on it
     # a long enough run of 0s is only a candidate (a point on the mean breaks a low run)
     if b"\x01" * max(shift_length, 1) in above or b"\x00" * max(shift_length, 1) in above:
-        side, start = 0, 0
-        for i in range(n + 1):
-            here = 0 if i == n else (1 if values[i] > mean else -1 if values[i] < mean else 0)
-            if here == side:
-                continue
-            if side and i - start >= shift_length:
-                high = side > 0
+        below = bytes(map(lt, values, repeat(mean)))
+        for side, high in ((above, True), (below, False)):
+            for first, end in _runs_of_ones(side, shift_length):
                 signals.append(
                     SpcSignal(
                         "shift",
-                        periods[start:i],
+                        periods[first:end],
                         _kind(measure, high),  # type: ignore[arg-type]
                         "high" if high else "low",
                     )
                 )
-            side, start = here, i
 
-    # 3. A trend: trend_length or more points each higher (lower) than the one before. One
-    #    pass; a rising and a falling run are tracked side by side.
+    # 3. A trend: trend_length or more points each higher (lower) than the one before: a run
+    #    of trend_length - 1 or more rises (falls) between consecutive points.
     trend_length = rules.trend_length
-    rises = bytes(map(gt, values[1:], values))  # 1 where a point is above the one before
+    later = values[1:]
+    rises = bytes(map(gt, later, values))  # 1 where a point is above the one before
     # trend_length points make one step fewer; a run of 0s (falls or unchanged values) is
     # only a candidate for a falling trend
     steps = max(trend_length - 1, 0)
     if b"\x01" * steps in rises or b"\x00" * steps in rises:
-        rise = fall = 0  # where the current rising / falling run starts
-        for i in range(1, n + 1):
-            up = i < n and values[i] > values[i - 1]
-            down = i < n and values[i] < values[i - 1]
-            if not up:
-                if i - rise >= trend_length:
-                    signals.append(
-                        SpcSignal("trend", periods[rise:i], _kind(measure, True), "rising")
+        falls = bytes(map(lt, later, values))
+        for moves, rising in ((rises, True), (falls, False)):
+            # a run of k steps from step i is the points i .. i + k; with trend_length <= 1
+            # a single point is a trend (no step): each point not inside a longer run
+            for first, end in _runs_of_ones(moves, steps, points=n):
+                signals.append(
+                    SpcSignal(
+                        "trend",
+                        periods[first : end + 1],
+                        _kind(measure, rising),
+                        "rising" if rising else "falling",
                     )  # type: ignore[arg-type]
-                rise = i
-            if not down:
-                if i - fall >= trend_length:
-                    signals.append(
-                        SpcSignal("trend", periods[fall:i], _kind(measure, False), "falling")
-                    )  # type: ignore[arg-type]
-                fall = i
+                )
 
     # 4. Two of three consecutive points beyond 2 sigma on the same side (overlapping
     #    windows merged into one signal). (sigma > 0 implies mr_bar > 0: top / bottom are set.)
-    if sigma > 0:
+    #    A point is in such a window when another such point is at most 2 from it, and the
+    #    merged windows are the chains of those points with gaps of at most 2.
+    if sigma > 0 and n >= 3:  # (a window is three points)
         upper, lower = mean + 2 * sigma, mean - 2 * sigma
         for high in (True, False):
             if (top <= upper) if high else (bottom >= lower):
@@ -754,23 +789,26 @@ def _spc(
             near = bytes(map(gt, values, repeat(upper)) if high else map(lt, values, repeat(lower)))
             if near.count(1) < 2:
                 continue  # no window can hold two
-            flagged: list[set[int]] = []
-            for start in range(n - 2):
-                window = [i for i in range(start, start + 3) if near[i]]
-                if len(window) >= 2:
-                    if flagged and min(window) <= max(flagged[-1]) + 2:
-                        flagged[-1].update(window)
-                    else:
-                        flagged.append(set(window))
-            for group in flagged:
-                signals.append(
-                    SpcSignal(
-                        "two_of_three",
-                        tuple(periods[i] for i in sorted(group)),
-                        _kind(measure, high),  # type: ignore[arg-type]
-                        "high" if high else "low",
+            at = [i for i in range(n) if near[i]]
+            paired = [
+                i
+                for k, i in enumerate(at)
+                if (k and i - at[k - 1] <= 2) or (k + 1 < len(at) and at[k + 1] - i <= 2)
+            ]
+            group: list[int] = []
+            for i in paired + [None]:  # type: ignore[list-item]
+                if group and (i is None or i - group[-1] > 2):
+                    signals.append(
+                        SpcSignal(
+                            "two_of_three",
+                            tuple(periods[g] for g in group),
+                            _kind(measure, high),  # type: ignore[arg-type]
+                            "high" if high else "low",
+                        )
                     )
-                )
+                    group = []
+                if i is not None:
+                    group.append(i)
 
     if len(signals) > 1:
         signals.sort(key=lambda s: (s.periods[0], s.rule, s.side))

@@ -1186,6 +1186,7 @@ def evaluate_unit(
     framework: Framework,
     *,
     amber_rule: AmberRule | None = None,
+    measures: bool = True,
 ) -> UnitEvaluation:
     """Evaluate ``unit`` for the month ``period`` under ``framework``.
 
@@ -1193,13 +1194,23 @@ def evaluate_unit(
     (see the module docstring), and returns the measure evaluations, the finance signals, the
     proposals (escalation / de-escalation drafts with evidence and fingerprint) and warnings.
     ``amber_rule`` overrides the default amber test (:data:`rules.DEFAULT_AMBER_RULE`).
+
+    ``measures=False`` leaves the measure evaluations out (``UnitEvaluation.measures`` is
+    empty): the triggers still work out what they ask for (month counts, SPC, forecasts), so
+    the proposals, finance signals and warnings are the same, but nothing else is built (each
+    measure's RAG by month, and the results no trigger asked for). The monthly review wants
+    only the proposals; this is about 40 % of a unit's evaluation (decision 0041).
     """
     with memoized():
-        return _evaluate_unit(unit, month_start(period), framework, amber_rule)
+        return _evaluate_unit(unit, month_start(period), framework, amber_rule, measures)
 
 
 def _evaluate_unit(
-    unit: UnitInput, period: date, framework: Framework, amber_rule: AmberRule | None
+    unit: UnitInput,
+    period: date,
+    framework: Framework,
+    amber_rule: AmberRule | None,
+    with_measures: bool = True,
 ) -> UnitEvaluation:
     ctx = _Ctx(unit, period, framework, amber_rule or DEFAULT_AMBER_RULE)
     if unit.framework and unit.framework != framework.name:
@@ -1207,11 +1218,16 @@ def _evaluate_unit(
             f"{unit.code} is recorded under framework {unit.framework!r} but is evaluated "
             f"under {framework.name!r}."
         )
-    measures = tuple(
-        _measure_evaluation(ctx, m) for m in sorted(unit.measures, key=lambda m: m.code)
-    )
-    for evaluation in measures:
-        ctx.warnings.extend(evaluation.data_quality_warnings)
+    in_order = sorted(unit.measures, key=lambda m: m.code)
+    measures: tuple[MeasureEvaluation, ...] = ()
+    if with_measures:
+        measures = tuple(_measure_evaluation(ctx, m) for m in in_order)
+        for evaluation in measures:
+            ctx.warnings.extend(evaluation.data_quality_warnings)
+    else:
+        # The same warnings, in the same order, without the rest of each measure's evaluation.
+        for measure in in_order:
+            ctx.warnings.extend(rules_dq(measure, period, rules_own(measure)))
     thresholds = finance_thresholds(framework)
     money_signals = finance_signals(unit.finance, period, thresholds)
     if thresholds and not any(month_start(p.period) == period for p in unit.finance):

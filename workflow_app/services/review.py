@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -233,6 +235,11 @@ class SeriesSpan:
             measures.extend(_measure_rows(chunk))  # chunks by unit id: the order holds
         return cls(months, frozenset(unit_ids), actuals, trajectories, measures)
 
+    @cached_property
+    def statics(self) -> dict[int, tuple]:
+        """Each measure's :class:`MeasureInput` fields before its series, by measure id."""
+        return {m.id: _static_fields(m) for m in self.measures}
+
     def measure_rows(self, unit_ids: list[int]) -> list:
         """The span's measures of these units, as :func:`_measure_rows` reads them."""
         if len(unit_ids) == len(self.unit_ids):  # covers() holds: the same units
@@ -369,6 +376,34 @@ def _measure_rows(ids: list[int]) -> list:
     ).all()
 
 
+def _static_fields(row) -> tuple:
+    """A measure row's fields of :class:`MeasureInput` before its series, in field order:
+    the same every month, so a span works them out once per measure."""
+    return (
+        row.code,
+        row.name,
+        row.domain,
+        row.kind,
+        float(row.target),
+        row.direction,
+        float(row.tolerance) if row.tolerance is not None else None,
+        row.unit_of_measure,
+    )
+
+
+class _Lazy:
+    """A value worked out the first time it is asked for (then kept)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make: Callable[[], Any] | None = make
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
+
+
 def _unit_inputs(
     ids: list[int], by_id: dict[int, Unit], start: date, period: date, months: list[date]
 ) -> dict[int, UnitInput]:
@@ -378,16 +413,20 @@ def _unit_inputs(
 
     span = _series_span.get()
     if span is not None and span.covers(ids, months):
-        # Inside review_months: the measures and their values come from the span.
+        # Inside review_months: the measures and their values come from the span (the
+        # values as lists only for a unit whose plan replaces some trajectory values).
         measures = span.measure_rows(ids)
-        actuals, trajectories = span.window([m.id for m in measures], months)
+        statics = span.statics
+        values = _Lazy(lambda: span.window([m.id for m in measures], months))
 
         def cut(measure_id: int) -> tuple[MonthPoint, ...]:
             return span.series(measure_id, months)
 
     else:
         measures = _measure_rows(ids)
-        actuals, trajectories = _read_series(ids, months)
+        statics = {m.id: _static_fields(m) for m in measures}
+        read = _read_series(ids, months)
+        values = _Lazy(lambda: read)
         cut = None
     slot = _slots(months)
     finance: dict[int, dict[date, tuple[int, FinancePoint]]] = {}
@@ -453,10 +492,10 @@ def _unit_inputs(
         planned: dict[tuple[int, date], float] = {}
         if unit_id in with_plans:
             plans, planned = plans_for_review(unit, start, period)
-        unit_trajectories = trajectories
+        unit_trajectories: dict[int, list[float | None]] | None = None  # the measures' own
         replanned: set[int] = set()
         if planned:  # a plan's planned values are its measures' trajectory for those months
-            unit_trajectories = dict(trajectories)
+            unit_trajectories = dict(values.get()[1])
             for (measure_id, month), value in planned.items():
                 i = slot.get(month)
                 if i is not None:
@@ -471,28 +510,18 @@ def _unit_inputs(
         ) -> tuple[MonthPoint, ...]:
             if cut is not None and measure_id not in replanned:
                 return cut(measure_id)
+            actuals, own_trajectories = values.get()
             return tuple(
                 map(
                     MonthPoint,
                     months,
                     actuals.get(measure_id, no_values),
-                    trajectories.get(measure_id, no_values),
+                    (trajectories or own_trajectories).get(measure_id, no_values),
                 )
             )
 
         measure_inputs = tuple(
-            MeasureInput(
-                code=m.code,
-                name=m.name,
-                domain=m.domain,
-                kind=m.kind,
-                target=float(m.target),
-                direction=m.direction,
-                tolerance=float(m.tolerance) if m.tolerance is not None else None,
-                unit_of_measure=m.unit_of_measure,
-                series=series(m.id),
-            )
-            for m in by_unit.get(unit_id, ())
+            MeasureInput(*statics[m.id], series(m.id)) for m in by_unit.get(unit_id, ())
         )
         unit_cases = cases.get(unit_id, [])
         out[unit_id] = UnitInput(
@@ -754,13 +783,16 @@ def run_review(
     actor: Person | None = None,
     now: datetime | None = None,
     units: list[Unit] | None = None,
-    keep_evaluations: bool = True,
+    keep_evaluations: bool = False,
 ):
     """Evaluate every active unit (or just ``units``) for ``period``; store the proposals.
 
-    Flushes only; the caller commits. With ``keep_evaluations=False`` the outcome's
-    ``evaluations`` are left empty: they are freed while the collector is paused instead of
-    being traversed by it afterwards (about 60,000 objects a month on a 100 x 50 body).
+    Flushes only; the caller commits. The review needs only each unit's proposals, so by
+    default the units are evaluated without their measure evaluations
+    (``evaluate_unit(measures=False)``, decision 0041) and the outcome's ``evaluations`` are
+    left empty: they are freed while the collector is paused instead of being traversed by it
+    afterwards. ``keep_evaluations=True`` evaluates each unit in full and keeps the
+    evaluations in the outcome (the proposals stored are the same).
     """
     now = now or utcnow()
     outcome = ReviewOutcome(period)
@@ -795,7 +827,9 @@ def run_review(
         # stored afterwards, unit by unit in the same order, with the look-ups read once.
         for unit in units:
             framework = get_framework(unit.framework)
-            outcome.evaluations.append(evaluate_unit(inputs[unit.id], period, framework))
+            outcome.evaluations.append(
+                evaluate_unit(inputs[unit.id], period, framework, measures=keep_evaluations)
+            )
         known = _known(units, outcome.evaluations, period)
         opened: set[int] = set()
         for unit, evaluation in zip(units, outcome.evaluations, strict=True):
@@ -885,7 +919,7 @@ def review_months(
         # caller's code between months.
         token = _series_span.set(span)
         try:
-            outcome = run_review(period, actor=actor, units=chosen[period], keep_evaluations=False)
+            outcome = run_review(period, actor=actor, units=chosen[period])
         finally:
             _series_span.reset(token)
         yield outcome
