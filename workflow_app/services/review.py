@@ -649,6 +649,36 @@ def store_proposals(
     The unit's new proposals are flushed together; their audit events (and any e-mails)
     follow in the same order as proposal by proposal: supersede, flags, then "created".
     """
+    drafted = _add_proposals(unit, evaluation, period, outcome, now, opened=opened, known=known)
+    if drafted.made:
+        db.session.flush()  # one INSERT round for the unit's proposals, ids in order
+    _record_proposals(drafted, period, outcome, now, pending_units=pending_units)
+
+
+@dataclass
+class _Drafted:
+    """A unit's proposals added to the session by :func:`_add_proposals`, not yet flushed:
+    each with its draft, the pending proposal it supersedes and the earlier ones of its
+    rule; and every (case, rule, level) that fired."""
+
+    unit: Unit
+    framework: Any
+    made: list[tuple[Decision, Any, Decision | None, list[Decision]]]
+    fired: set[tuple[int, str, str]]
+
+
+def _add_proposals(
+    unit: Unit,
+    evaluation: UnitEvaluation,
+    period: date,
+    outcome: ReviewOutcome,
+    now: datetime,
+    *,
+    opened: set[int] | None,
+    known: _Known | None,
+) -> _Drafted:
+    """The first half of :func:`store_proposals`: the unit's new proposals added to the
+    session (the caller flushes them, so they have ids, before :func:`_record_proposals`)."""
     framework = get_framework(unit.framework)
     fired: set[tuple[int, str, str]] = set()
     made: list[tuple[Decision, object, Decision | None, list[Decision]]] = []
@@ -704,9 +734,22 @@ def store_proposals(
             known.keys.add(key)
             known.earlier.setdefault((case.id, draft.rule_id, draft.to_level), []).append(proposal)
         made.append((proposal, draft, pending, list(earlier)))
-    if made:
-        db.session.flush()  # one INSERT round for the unit's proposals, ids in order
-    for proposal, draft, pending, earlier in made:
+    return _Drafted(unit, framework, made, fired)
+
+
+def _record_proposals(
+    drafted: _Drafted,
+    period: date,
+    outcome: ReviewOutcome,
+    now: datetime,
+    *,
+    pending_units: set[int] | None,
+) -> None:
+    """The second half of :func:`store_proposals`, once the proposals have ids: what they
+    supersede and flag, their audit events, and the unit's pending proposals of the month
+    that no longer fire."""
+    unit, framework, fired = drafted.unit, drafted.framework, drafted.fired
+    for proposal, draft, pending, earlier in drafted.made:
         outcome.created.append(proposal)
         if pending is not None:
             _supersede(pending, now, f"superseded by proposal {proposal.id}: the data was revised")
@@ -832,17 +875,16 @@ def run_review(
             )
         known = _known(units, outcome.evaluations, period)
         opened: set[int] = set()
-        for unit, evaluation in zip(units, outcome.evaluations, strict=True):
-            store_proposals(
-                unit,
-                evaluation,
-                period,
-                outcome,
-                now,
-                opened=opened,
-                pending_units=pending_units,
-                known=known,
-            )
+        # store_proposals unit by unit, with one flush for the month's new proposals between
+        # its two halves instead of one per unit: the rows, their ids and the audit events
+        # come out in the same order (a unit's events follow its proposals, unit by unit).
+        drafted = [
+            _add_proposals(unit, evaluation, period, outcome, now, opened=opened, known=known)
+            for unit, evaluation in zip(units, outcome.evaluations, strict=True)
+        ]
+        db.session.flush()
+        for unit_drafted in drafted:
+            _record_proposals(unit_drafted, period, outcome, now, pending_units=pending_units)
             outcome.units += 1
         # Units at the lowest level that met every target: earned autonomy proposed (0019).
         token = _review_inputs.set(
