@@ -795,20 +795,21 @@ def _spc(
                 for k, i in enumerate(at)
                 if (k and i - at[k - 1] <= 2) or (k + 1 < len(at) and at[k + 1] - i <= 2)
             ]
-            group: list[int] = []
-            for i in paired + [None]:  # type: ignore[list-item]
-                if group and (i is None or i - group[-1] > 2):
-                    signals.append(
-                        SpcSignal(
-                            "two_of_three",
-                            tuple(periods[g] for g in group),
-                            _kind(measure, high),  # type: ignore[arg-type]
-                            "high" if high else "low",
-                        )
+            chains: list[list[int]] = []
+            for i in paired:
+                if chains and i - chains[-1][-1] <= 2:
+                    chains[-1].append(i)
+                else:
+                    chains.append([i])
+            for chain in chains:
+                signals.append(
+                    SpcSignal(
+                        "two_of_three",
+                        tuple(periods[i] for i in chain),
+                        _kind(measure, high),  # type: ignore[arg-type]
+                        "high" if high else "low",
                     )
-                    group = []
-                if i is not None:
-                    group.append(i)
+                )
 
     if len(signals) > 1:
         signals.sort(key=lambda s: (s.periods[0], s.rule, s.side))
