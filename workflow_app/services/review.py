@@ -24,12 +24,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from state_machines import get_framework
+from state_machines.framework import Framework
 from workflow_app.clock import utcnow
 from workflow_app.evaluation import (
     ConcernInput,
     FinancePoint,
     MeasureInput,
     MonthPoint,
+    ProposalDraft,
     UnitEvaluation,
     UnitInput,
     evaluate_unit,
@@ -516,7 +518,9 @@ def _unit_inputs(
                     MonthPoint,
                     months,
                     actuals.get(measure_id, no_values),
-                    (trajectories or own_trajectories).get(measure_id, no_values),
+                    (own_trajectories if trajectories is None else trajectories).get(
+                        measure_id, no_values
+                    ),
                 )
             )
 
@@ -662,8 +666,8 @@ class _Drafted:
     rule; and every (case, rule, level) that fired."""
 
     unit: Unit
-    framework: Any
-    made: list[tuple[Decision, Any, Decision | None, list[Decision]]]
+    framework: Framework
+    made: list[tuple[Decision, ProposalDraft, Decision | None, list[Decision]]]
     fired: set[tuple[int, str, str]]
 
 
@@ -681,7 +685,7 @@ def _add_proposals(
     session (the caller flushes them, so they have ids, before :func:`_record_proposals`)."""
     framework = get_framework(unit.framework)
     fired: set[tuple[int, str, str]] = set()
-    made: list[tuple[Decision, object, Decision | None, list[Decision]]] = []
+    made: list[tuple[Decision, ProposalDraft, Decision | None, list[Decision]]] = []
     for draft in evaluation.proposals:
         case = _case_for(unit, draft.track, opened, known)
         fired.add((case.id, draft.rule_id, draft.to_level))
