@@ -245,6 +245,11 @@ def measures(draw: st.DrawFn) -> MeasureInput:
         points.append(points[draw(st.integers(0, len(points) - 1))])  # a month given twice
     if draw(st.integers(0, 4)) == 0:
         points.reverse()
+    return _measure(draw, tuple(points))
+
+
+def _measure(draw: st.DrawFn, series: tuple[MonthPoint, ...]) -> MeasureInput:
+    """A measure of target 85 with ``series``, its direction and tolerance drawn."""
     return MeasureInput(
         code="M1",
         name="A measure",
@@ -253,7 +258,7 @@ def measures(draw: st.DrawFn) -> MeasureInput:
         target=85.0,
         direction=draw(st.sampled_from(["higher_is_better", "lower_is_better"])),
         tolerance=draw(st.sampled_from([None, 2.0, 5.0])),
-        series=tuple(points),
+        series=series,
     )
 
 
@@ -272,26 +277,12 @@ def review_windows(draw: st.DrawFn) -> tuple[MeasureInput, date]:
         )
         for i, value in enumerate(values)
     )
-    measure = MeasureInput(
-        code="M1",
-        name="A measure",
-        domain="access_activity",
-        kind="key_deliverable",
-        target=85.0,
-        direction=draw(st.sampled_from(["higher_is_better", "lower_is_better"])),
-        tolerance=draw(st.sampled_from([None, 2.0, 5.0])),
-        series=points,
-    )
-    return measure, points[-1].period
-
-
-#: Any measure with any month evaluated, or the review's shape.
-_cases = st.one_of(
-    st.tuples(st.deferred(lambda: measures()), st.deferred(lambda: _upto)), review_windows()
-)
+    return _measure(draw, points), points[-1].period
 
 
 _upto = st.sampled_from([add_months(START, k) for k in range(0, 26, 3)] + [UPTO])
+#: Any measure with any month evaluated, or the review's shape.
+_cases = st.one_of(st.tuples(measures(), _upto), review_windows())
 _rules = st.sampled_from(
     [
         SpcRules(),
