@@ -33,6 +33,7 @@ from workflow_app.evaluation.rules import (
     _own,
     _rags,
     add_months,
+    may_end_in_run,
     memoized,
     month_start,
     timeline,
@@ -438,3 +439,28 @@ def _outcome(compute) -> str:  # noqa: ANN001
 
 def _eq(got: object, expected: object) -> None:
     assert got == expected, (got, expected)
+
+
+@given(_cases, _rules)
+@example(_alternating({i: 2.0 for i in range(17, 24)}), SpcRules())  # a shift to the end
+@example(_alternating({i: 1.2 * (i - 17) for i in range(18, 24)}), SpcRules())  # a trend too
+def test_a_run_to_the_latest_month_is_never_ruled_out(
+    case: tuple[MeasureInput, date], rules: SpcRules
+) -> None:
+    """``may_end_in_run`` (the sustained-deterioration trigger's test before the chart) is
+    False only for a chart with no shift or trend ending at its latest month."""
+    measure, upto = case
+
+    def check() -> None:
+        try:
+            chart = spc(measure, upto, rules)
+        except ZeroDivisionError:  # one point and min_points=1 (see _outcome)
+            return
+        ends = chart is not None and any(
+            s.rule in ("shift", "trend") and s.periods[-1] == chart.periods[-1]
+            for s in chart.signals
+        )
+        if ends:
+            assert may_end_in_run(measure, upto, rules)
+
+    _both(check)

@@ -684,6 +684,33 @@ def spc(
     return _spc_memo(measure, month_start(upto), rules, _own(measure))
 
 
+def may_end_in_run(measure: MeasureInput, upto: date, rules: SpcRules | None = None) -> bool:
+    """Whether :func:`spc` up to ``upto`` can have a shift or trend signal ending at its
+    latest month: False only when it certainly has none (fewer than ``min_points`` months,
+    the last ``shift_length`` points not all on one side of the mean, and the last
+    ``trend_length`` points not all rising or all falling). A cheap test before the chart:
+    most measures in most months have no such run, and the sustained-deterioration trigger
+    looks at nothing else."""
+    rules = rules or _DEFAULT_SPC_RULES
+    if rules.shift_length < 1 or rules.trend_length < 2:
+        return True  # a degenerate rule: every chart may have one
+    _, values = _series(measure, month_start(upto), _own(measure))
+    n = len(values)
+    if n < max(rules.min_points, 1):
+        return False  # no chart
+    if n >= rules.shift_length:
+        mean = sum(values) / n  # as _spc works it out (the same float)
+        tail = values[n - rules.shift_length :]
+        if all(map(gt, tail, repeat(mean))) or all(map(lt, tail, repeat(mean))):
+            return True
+    if n >= rules.trend_length:
+        tail = values[n - rules.trend_length :]
+        later = tail[1:]
+        if all(map(gt, later, tail)) or all(map(lt, later, tail)):
+            return True
+    return False
+
+
 _MISSING = object()
 
 

@@ -166,6 +166,7 @@ from .rules import (
     finance_signals,
     forecast,
     improvement_since,
+    may_end_in_run,
     memoized,
     month_count,
     month_start,
@@ -437,6 +438,8 @@ def _failing_key_deliverables(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) ->
 def _sustained_deterioration(ctx: _Ctx, scope: _Scope, cond: dict[str, Any]) -> _Finding | None:
     by_domain: dict[str, list[tuple[MeasureInput, Any, Any]]] = {}
     for m in scope.measures:
+        if not may_end_in_run(m, ctx.period):
+            continue  # certainly no shift or trend up to the latest month: no chart needed
         chart = spc(m, ctx.period)
         if chart is None:
             continue
