@@ -21,6 +21,8 @@ What it does (see bench/README.md for the meaning of every figure):
    scheduler reviews each new month.
 5. The pure evaluation of the last month: ``unit_inputs(units, month)`` for every unit, as
    ``run_review`` reads them (the database loading), then ``evaluate_unit`` alone on those
+   prebuilt inputs as the review runs it (``measures=False``: the proposals only, decision
+   0041), and the full evaluation (with every measure's evaluation) for comparison;
    prebuilt inputs.
 6. A plain SQL baseline: ``SELECT measure_id, period, value FROM monthly_actuals`` (all
    U x M x T rows) and the same restricted to the last month (U x M rows).
@@ -341,8 +343,9 @@ def review_all(app: Flask, months: list[date], profiler: cProfile.Profile | None
 
 def split_month(app: Flask, month: date) -> dict:
     """``unit_inputs`` for every unit (database loading, as ``run_review`` does it), then
-    ``evaluate_unit`` alone; both with the cyclic collector paused, as inside ``run_review``
-    (decision 0035), so the two phases cost what they cost in a review."""
+    ``evaluate_unit`` alone, as the review runs it (proposals only) and in full; all with the
+    cyclic collector paused, as inside ``run_review`` (decision 0035), so the phases cost
+    what they cost in a review."""
     with app.app_context():
         units = db.session.scalars(
             sa.select(Unit).where(Unit.is_active.is_(True)).order_by(Unit.code)
@@ -355,12 +358,19 @@ def split_month(app: Flask, month: date) -> dict:
             db.session.rollback()
             frameworks = {name: get_framework(name) for name, _ in inputs}
             start = time.perf_counter()
-            evaluations = [evaluate_unit(ui, month, frameworks[name]) for name, ui in inputs]
+            evaluations = [
+                evaluate_unit(ui, month, frameworks[name], measures=False) for name, ui in inputs
+            ]
             evaluate_s = time.perf_counter() - start
+            start = time.perf_counter()
+            for name, ui in inputs:
+                evaluate_unit(ui, month, frameworks[name])
+            full_s = time.perf_counter() - start
         db.session.remove()
     return {
         "build_s": build_s,
         "evaluate_s": evaluate_s,
+        "full_s": full_s,
         "evaluations": len(evaluations),
         "proposals": sum(len(e.proposals) for e in evaluations),
     }
@@ -425,7 +435,14 @@ def run(
         ),
         Phase("review 1 month", n_month, reviewed["seconds"][-1], month_base_s, "last month"),
         Phase("unit_inputs", n_month, split["build_s"], month_base_s, "DB loading, last month"),
-        Phase("evaluate_unit", n_month, split["evaluate_s"], month_base_s, "pure, last month"),
+        Phase(
+            "evaluate_unit",
+            n_month,
+            split["evaluate_s"],
+            month_base_s,
+            "pure, last month, proposals only (as the review)",
+        ),
+        Phase("full evaluation", n_month, split["full_s"], month_base_s, "with every measure"),
         Phase(f"review {months} months", n_perf, review_s, all_s, "commit per month"),
     ]
     problems = []
